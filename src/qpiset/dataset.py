@@ -1,0 +1,98 @@
+"""The in-memory dataset shared by every stage (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .grid import Grid
+
+__all__ = ["Dataset", "SENTINEL"]
+
+#: Coordinate value marking an unused scatterer slot (both x and y).
+SENTINEL = 1000.0
+
+
+@dataclass
+class Dataset:
+    """QPI images with their kernel, scatterer positions and grid.
+
+    Attributes
+    ----------
+    grid : Grid
+        Pixel grid (``grid.x`` in Å).
+    kernel : ndarray, shape (R, R)
+        Single scatterer at (0, 0), indexed ``[iy, ix]``.
+    images : ndarray, shape (N, R, R)
+        Indexed ``[n, iy, ix]``.
+    positions : list of N arrays of shape (k_n, 2)
+        Scatterer ``(x, y)`` in Å of each image.
+    max_scatterers : int
+        Coordinate slots per row (the file's column count is ``R² + 2 max_scatterers``).
+    strengths : list of N arrays, optional
+        Scatterer strengths when known (simulated data; the row format does not store them).
+    meta : dict
+        How the data was made (kernel model and parameters, seed, ...), when known.
+
+    Examples
+    --------
+    >>> g = Grid(4, 3.0)
+    >>> ds = Dataset(g, np.zeros((4, 4)), np.zeros((2, 4, 4)), [np.zeros((0, 2)), np.ones((1, 2))], 3)
+    >>> ds.counts.tolist()
+    [0, 1]
+    """
+
+    grid: Grid
+    kernel: np.ndarray
+    images: np.ndarray
+    positions: list[np.ndarray]
+    max_scatterers: int
+    strengths: list[np.ndarray] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        r = self.grid.resolution
+        self.kernel = np.asarray(self.kernel, dtype=np.float64)
+        self.images = np.asarray(self.images, dtype=np.float64)
+        if self.kernel.shape != (r, r):
+            raise ValueError(f"kernel has shape {self.kernel.shape}, expected {(r, r)}")
+        if self.images.ndim != 3 or self.images.shape[1:] != (r, r):
+            raise ValueError(f"images have shape {self.images.shape}, expected (N, {r}, {r})")
+        self.positions = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.positions]
+        if len(self.positions) != len(self.images):
+            raise ValueError(f"{len(self.positions)} position sets for {len(self.images)} images")
+        self.max_scatterers = int(self.max_scatterers)
+        if self.max_scatterers < 1:
+            raise ValueError("max_scatterers must be >= 1")
+        worst = max((len(p) for p in self.positions), default=0)
+        if worst > self.max_scatterers:
+            raise ValueError(f"an image has {worst} scatterers > max_scatterers {self.max_scatterers}")
+        for p in self.positions:
+            if np.any(p == SENTINEL):
+                raise ValueError("positions must not contain the sentinel 1000 (drop unused slots)")
+
+    @property
+    def n_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of scatterers in each image."""
+        return np.array([len(p) for p in self.positions], dtype=np.int64)
+
+    def positions_padded(self) -> np.ndarray:
+        """Positions as ``(N, max_scatterers, 2)`` with :data:`SENTINEL` in unused slots."""
+        out = np.full((self.n_images, self.max_scatterers, 2), SENTINEL)
+        for i, p in enumerate(self.positions):
+            out[i, : len(p)] = p
+        return out
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def __repr__(self) -> str:
+        g = self.grid
+        return (f"Dataset(n_images={self.n_images}, resolution={g.resolution}, "
+                f"fov={g.fov:g} Å, max_scatterers={self.max_scatterers})")
