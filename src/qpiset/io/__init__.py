@@ -181,7 +181,7 @@ class _closing:
 
 def _dataset(header: Header, pixels, coords, order: str, meta: dict) -> Dataset:
     r = header.grid.resolution
-    xy = coords.reshape(len(coords), -1, 2)
+    xy = coords.reshape(len(coords), coords.shape[1] // 2, 2)
     positions = [p[p[:, 0] != 1000.0] for p in xy]
     kernel = images_from_rows(header.kernel_pixels[None], r, order)[0]
     images = images_from_rows(pixels, r, order)

@@ -309,13 +309,13 @@ def check_values(header: Header, first_line: int, values: np.ndarray, kernel: bo
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise FormatError(path, first_line + int(row), int(col) + 1,
-                          f"pixel value is {pixels[row, col]!r}")
-    xy = coords.reshape(len(values), -1, 2)
+                          f"pixel value is {float(pixels[row, col])!r}")
+    xy = coords.reshape(len(values), coords.shape[1] // 2, 2)
     bad = ~np.isfinite(xy)
     if bad.any():
         row, slot, k = np.argwhere(bad)[0]
         raise FormatError(path, first_line + int(row), r2 + 2 * int(slot) + int(k) + 1,
-                          f"coordinate is {xy[row, slot, k]!r}")
+                          f"coordinate is {float(xy[row, slot, k])!r}")
     is_sent = xy == SENTINEL
     half = is_sent[..., 0] != is_sent[..., 1]
     if half.any():
@@ -329,7 +329,7 @@ def check_values(header: Header, first_line: int, values: np.ndarray, kernel: bo
     if wild.any():
         row, slot, k = np.argwhere(wild)[0]
         raise FormatError(path, first_line + int(row), r2 + 2 * int(slot) + int(k) + 1,
-                          f"coordinate {xy[row, slot, k]!r} Å is outside the sane range "
+                          f"coordinate {float(xy[row, slot, k])!r} Å is outside the sane range "
                           f"|x|, |y| <= fov = {limit:g} Å (and is not the sentinel {SENTINEL:g})")
     if kernel:
         expected = np.full(xy.shape[1:], SENTINEL)
@@ -385,6 +385,9 @@ def _iter_chunks(header: Header, src: _Source, chunk_rows: int, block_bytes: int
     r2 = header.grid.resolution ** 2
     first = src.lineno + 1  # line number of the block's first line
     pending_blank = None  # first blank line seen; an error if data follows it
+    held: list[np.ndarray] = []  # parsed rows not yet handed out
+    held_first = first
+    count = 0
     try:
         for block in src.blocks(block_bytes):
             nlines = block.count(b"\n") + 1
@@ -402,10 +405,19 @@ def _iter_chunks(header: Header, src: _Source, chunk_rows: int, block_bytes: int
                     pending_blank = first + data.count(b"\n") + 1
                 values = _block_values(header, first, data)
                 check_values(header, first, values)
-                for s in range(0, len(values), chunk_rows):
-                    part = values[s:s + chunk_rows]
-                    yield RowChunk(first + s, part[:, :r2], part[:, r2:])
+                if not held:
+                    held_first = first
+                held.append(values)
+                count += len(values)
+                while count >= chunk_rows:  # hand out exactly chunk_rows rows at a time
+                    values = np.concatenate(held) if len(held) > 1 else held[0]
+                    yield RowChunk(held_first, values[:chunk_rows, :r2], values[:chunk_rows, r2:])
+                    held, count = [values[chunk_rows:]], count - chunk_rows
+                    held_first += chunk_rows
             first += nlines
+        if count:
+            values = np.concatenate(held) if len(held) > 1 else held[0]
+            yield RowChunk(held_first, values[:, :r2], values[:, r2:])
     finally:
         src.close()
 
