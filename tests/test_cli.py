@@ -1,0 +1,109 @@
+"""The qpiset command: the contract's flags, exit codes and round trips."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import qpiset
+from qpiset.cli import cli
+
+from conftest import assert_same_dataset
+
+
+@pytest.fixture()
+def run():
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(cli, [str(a) for a in args])
+        assert result.exit_code == code, result.output + repr(result.exception)
+        return result
+
+    return invoke
+
+
+def test_generate_validate_info_convert(tmp_path, run):
+    csv = tmp_path / "d.csv"
+    run("generate", csv, "--n", 20, "--seed", 4, "--resolution", 32, "--fov", 60,
+        "--max-scatterers", 12, "--noise", 0.1, "--strength", "0.5:1.5")
+    assert "ok: 20 images, 32x32 px, fov 60 Å, max_scatterers 12" in run("validate", csv).output
+    info = json.loads(run("info", csv, "--json").output)
+    assert info["n_images"] == 20 and info["resolution"] == 32 and info["fov"] == 60
+    assert 1 <= info["counts"]["min"] <= info["counts"]["max"] <= 12
+    assert info["meta"]["kernel"]["material"] == "Cu(111)" and info["meta"]["seed"] == 4
+    assert "scatterers/image" in run("info", csv).output
+    ds = qpiset.read(csv)
+    npz, gz, back = tmp_path / "d.npz", tmp_path / "d.csv.gz", tmp_path / "back.csv"
+    run("convert", csv, npz)
+    run("convert", npz, gz)
+    run("convert", gz, back, "--layout", "ragged")
+    for p in (npz, gz, back):
+        assert_same_dataset(qpiset.read(p), ds)
+    assert qpiset.read(back).meta["layout"] == "ragged"
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path, run):
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv.gz"
+    args = ["--n", 300, "--seed", 9, "--resolution", 16, "--fov", 30, "--max-scatterers", 5,
+            "--noise", 0.3]
+    run("generate", a, *args, "--workers", 1)
+    run("generate", b, *args, "--workers", 2)
+    run("generate", c, *args)
+    assert a.read_bytes() == b.read_bytes()
+    run("convert", c, tmp_path / "c.csv")
+    assert (tmp_path / "c.csv").read_bytes() == a.read_bytes()
+
+
+def test_400_angstrom_variant_by_flags_alone(tmp_path, run):
+    path = tmp_path / "wide.csv"
+    run("generate", path, "--n", 5, "--fov", 400, "--max-scatterers", 20, "--material", "Ag(111)")
+    ds = qpiset.read(path)
+    assert ds.grid.fov == 400 and ds.grid.resolution == 64 and ds.max_scatterers == 20
+    assert np.all(np.abs(np.concatenate(ds.positions)) <= 200)
+    assert ds.meta["kernel"]["material"] == "Ag(111)"
+
+
+def test_npz_output_and_custom_band(tmp_path, run):
+    path = tmp_path / "d.npz"
+    run("generate", path, "--n", 3, "--resolution", 16, "--max-scatterers", 3, "--material",
+        "none", "--mass", 0.5, "--band-bottom", -0.3, "--gamma", 0.01, "--tip-sigma", 1.5)
+    ds = qpiset.read(path)
+    assert ds.meta["kernel"]["mass"] == 0.5 and ds.meta["kernel"]["material"] is None
+    assert ds.strengths is not None
+
+
+def test_usage_errors_exit_2_and_bad_input_exit_1(tmp_path, run):
+    out = tmp_path / "x.csv"
+    assert "unknown material" in run("generate", out, "--material", "Pt(111)", code=2).output
+    run("generate", out, "--noise", -1, code=2)
+    run("generate", out, "--min-scatterers", 9, "--max-scatterers", 3, code=2)
+    run("generate", out, "--strength", "2:1", code=2)
+    run("generate", out, "--energy", -1.0, code=2)  # below the Cu(111) band bottom
+    run("info", tmp_path / "missing.csv", code=1)
+    assert not out.exists()
+    result = run("generate", tmp_path / "no" / "dir.csv", "--n", 1, code=1)
+    assert "no such directory" in result.output and "Traceback" not in result.output
+    assert "not available" in run("generate", tmp_path / "s.zarr", "--n", 1, code=1).output
+    run("nonsense", code=2)
+
+
+def test_demo_runs_the_main_job(tmp_path, run):
+    out = run("demo", "--out", tmp_path / "demo", "--n", 40).output
+    assert "[3/3]" in out and "ok: 40 images, 64x64 px, fov 100 Å, max_scatterers 100" in out
+    ds = qpiset.read(tmp_path / "demo" / "qpi.csv")
+    assert ds.meta["kernel"]["material"] == "Cu(111)" and ds.meta["kernel"]["energy"] == 0.0
+
+
+def test_console_script_help_and_quiet_in_pipes(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "qpiset")
+    help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("generate", "validate", "info", "convert", "demo"):
+        assert command in help_text
+    done = subprocess.run([exe, "generate", str(tmp_path / "p.csv"), "--n", "300",
+                           "--resolution", "16"], capture_output=True, text=True, check=True)
+    assert done.stderr == ""  # no progress bar when stderr is not a terminal
