@@ -14,10 +14,13 @@ from typing import Any, Callable
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
-    """Run ``fn`` ``repeats`` times; return (shortest wall time in s, last result)."""
+def best_of(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> tuple[float, Any]:
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; return
+    (shortest wall time in s, last result)."""
     best = float("inf")
     result = None
+    for _ in range(warmup):
+        result = fn()
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         result = fn()
@@ -51,6 +54,8 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
+        # other work on the machine distorts timings (multi-thread ones first)
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     try:
         import numba

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -159,10 +160,16 @@ def run(n_images: int = 2000, baseline_images: int = 20, cap_images: int = 500,
     ours = {}
     batch, bstr = positions[:n_images], strengths[:n_images]
     for t in threads:
+        c0, w0 = time.process_time(), time.perf_counter()
         sec, _ = best_of(lambda: render_batch(kernel, grid, batch, bstr, threads=t), repeats)
+        cpus = (time.process_time() - c0) / (time.perf_counter() - w0)
         ours[t] = {"threads": t, "images": n_images, "seconds": sec,
-                   "images_per_s": n_images / sec}
-        log(f"generate: ours, {t} thread(s): {n_images / sec:,.0f} images/s")
+                   "images_per_s": n_images / sec, "cpu_per_wall": cpus}
+        log(f"generate: ours, {t} thread(s): {n_images / sec:,.0f} images/s "
+            f"(busy CPUs {cpus:.2f})")
+        if t > 1 and cpus < 0.75 * t:
+            log(f"generate: WARNING: {t} threads kept only {cpus:.2f} CPUs busy "
+                "(machine shared or throttled?); the multi-thread figure is pessimistic")
 
     bpos, bstr = positions[:baseline_images], strengths[:baseline_images]
     k = kernel.k
@@ -195,7 +202,7 @@ def run(n_images: int = 2000, baseline_images: int = 20, cap_images: int = 500,
 
     # accuracy against exact evaluation
     apos = positions[:accuracy_images]
-    workers = workers or min(accuracy_images, max(1, __import__("os").cpu_count() or 1))
+    workers = workers or min(accuracy_images, max(1, os.cpu_count() or 1))
     fast = render_batch(kernel, grid, apos, strengths[:accuracy_images])
     t0 = time.perf_counter()
     exact = exact_images(kernel, grid, apos, workers)
@@ -239,14 +246,18 @@ def run(n_images: int = 2000, baseline_images: int = 20, cap_images: int = 500,
     return record
 
 
+def _x(ratio: float) -> str:
+    return f"{ratio:,.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
 def report(record: dict) -> str:
     rows = []
     for t, v in record["ours"].items():
         rows.append([f"qpiset render_batch, threads={t}", f"{v['images']}",
-                     f"{v['seconds']:.3f}", f"{v['images_per_s']:,.1f}", "1"])
+                     f"{v['seconds']:.3f}", f"{v['images_per_s']:,.1f}", "-"])
     ref = {t: v["images_per_s"] for t, v in record["ours"].items()}
     for name, b in record["baselines"].items():
-        speed = ", ".join(f"{ref[t] / b['images_per_s']:,.1f}x (thr {t})" for t in ref)
+        speed = ", ".join(f"{_x(ref[t] / b['images_per_s'])} (threads={t})" for t in ref)
         rows.append([f"baseline {name}", f"{b['images']}", f"{b['seconds']:.3f}",
                      f"{b['images_per_s']:,.1f}", speed])
     out = [table(rows, ["method", "images", "best s", "images/s", "ours is faster by"])]

@@ -170,13 +170,13 @@ def test_write_is_atomic(tmp_path, small_ds, monkeypatch):
     before = path.read_bytes()
     calls = []
 
-    def explode(values):
+    def explode(out, values):
         calls.append(1)
         if len(calls) > 1:
             raise RuntimeError("disk on fire")
-        return b"1,2,3\n"
+        out.write(b"1,2,3\n")
 
-    monkeypatch.setattr(rowformat, "_format_matrix", explode)
+    monkeypatch.setattr(rowformat, "_write_matrix", explode)
     with pytest.raises(RuntimeError):
         write(path, small_ds)
     assert path.read_bytes() == before  # the old file is intact

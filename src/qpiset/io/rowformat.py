@@ -492,13 +492,11 @@ def _umask() -> int:
     return mask
 
 
-def _format_matrix(values: np.ndarray) -> bytes:
+def _write_matrix(out: IO[bytes], values: np.ndarray) -> None:
+    """Rows of numbers as shortest round-trip CSV text, straight into ``out`` (polars)."""
     import polars as pl
 
-    frame = pl.from_numpy(values)
-    buf = io.BytesIO()
-    frame.write_csv(buf, include_header=False, quote_style="never")
-    return buf.getvalue()
+    pl.from_numpy(values).write_csv(out, include_header=False, quote_style="never")
 
 
 def write_rows(
@@ -525,12 +523,12 @@ def write_rows(
         line2 += ["0"] * (width - r)
     out.write((",".join(line1) + "\n" + ",".join(line2) + "\n").encode())
     kernel_pos = [np.zeros((1, 2))]
-    out.write(_format_matrix(_pack(np.asarray(kernel)[None], kernel_pos, max_scatterers)))
+    _write_matrix(out, _pack(np.asarray(kernel)[None], kernel_pos, max_scatterers))
     total = 0
     for images, positions in chunks:
         for s in range(0, len(images), batch_rows):
             block = _pack(images[s:s + batch_rows], positions[s:s + batch_rows], max_scatterers)
-            out.write(_format_matrix(block))
+            _write_matrix(out, block)
         total += len(images)
     return total
 
