@@ -107,3 +107,44 @@ def test_console_script_help_and_quiet_in_pipes(tmp_path):
     done = subprocess.run([exe, "generate", str(tmp_path / "p.csv"), "--n", "300",
                            "--resolution", "16"], capture_output=True, text=True, check=True)
     assert done.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_detect_kernel_bench_commands(tmp_path, run):
+    path = tmp_path / "d.csv"
+    run("generate", path, "--n", 4, "--seed", 8, "--min-scatterers", 5, "--max-scatterers", 12)
+    pred = tmp_path / "p.json"
+    run("detect", path, "--method", "sparse", "--out", pred)
+    record = json.loads(pred.read_text())
+    assert record["method"] == "sparse" and len(record["positions"]) == 4
+    truth = qpiset.read(path).positions
+    from qpiset.bench import aggregate, score_detections
+
+    score = aggregate(score_detections(t, p) for t, p in zip(truth, record["positions"]))
+    assert score.f1 >= 0.99
+    out = run("bench", path, "--methods", "matched,sparse", "--predictions", pred, "--out",
+              tmp_path / "r.json").output
+    assert "| sparse | 1-10 |" in out and "| p | all | 4 |" in out
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["methods"]["p"]["overall"]["f1"] == pytest.approx(score.f1)
+    assert (tmp_path / "r.md").read_text().startswith("Matching tolerance 1.5 Å")
+    out = run("kernel", path, "--method", "lsq", "--out", tmp_path / "k.npy").output
+    nmse = float(out.rsplit(":", 1)[1])
+    assert nmse < 1e-3 and np.load(tmp_path / "k.npy").shape == (64, 64)
+    # physics model from the file's metadata instead of the kernel row
+    run("detect", path, "--physics", "--out", tmp_path / "q.json", "--limit", 1)
+    assert len(json.loads((tmp_path / "q.json").read_text())["positions"]) == 1
+
+
+def test_bad_predictions_file_is_a_clear_error(tmp_path, run):
+    path = tmp_path / "d.csv"
+    run("generate", path, "--n", 2, "--resolution", 16, "--max-scatterers", 3)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"positions": [[[1, 2]],\n  [[1, "x"]]')
+    result = run("bench", path, "--methods", "", "--predictions", bad, "--out",
+                 tmp_path / "r.json", code=1)
+    assert result.output.startswith(f"{bad}:2:") and "not JSON" in result.output
+    bad.write_text('{"positions": [[[1, 2]]]}')
+    assert "1 position lists for 2 images" in run(
+        "bench", path, "--methods", "", "--predictions", bad, "--out", tmp_path / "r.json",
+        code=1).output
+    run("bench", path, "--methods", "nope", "--out", tmp_path / "r.json", code=2)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import __version__
 from .io import FormatError
@@ -228,6 +229,169 @@ def convert(src, dst, layout, order):
 
     n = run(src, dst, layout=layout, order=order)
     click.echo(f"{dst}: wrote {n} images from {src}")
+
+
+PHYSICS = click.option("--physics", is_flag=True,
+                       help="Use the physics model recorded in the file's metadata (sidecar "
+                            "or .npz) instead of the kernel row.")
+
+
+def _kernel_for(ds, physics: bool):
+    from .inverse import file_kernel
+    from .physics import make_kernel
+
+    if not physics:
+        return file_kernel(ds.kernel, ds.grid)
+    params = dict(ds.meta.get("kernel") or {})
+    if not params:
+        raise FormatError(ds.meta.get("path", "input"), None, None,
+                          "--physics: the file records no kernel model (no metadata)")
+    return make_kernel(**params)
+
+
+def _write_json(path, record) -> None:
+    from .io import atomic_output
+
+    with atomic_output(path, compress=False) as f:
+        f.write((json.dumps(record, indent=1) + "\n").encode())
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--method", type=click.Choice(["matched", "sparse"]), default="sparse",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Predictions JSON: {\"method\": M, \"positions\": [[[x, y], ...], ...]}.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
+@PHYSICS
+@ORDER
+@_guarded
+def detect(path, method, out, limit, physics, order):
+    """Find the scatterers in every image of PATH (positions in Å, one list per image row)."""
+    from .inverse import make_detector
+    from .io import read
+
+    ds = read(path, order=order)
+    detector = make_detector(method, _kernel_for(ds, physics), ds.grid)
+    n = ds.n_images if limit is None else min(limit, ds.n_images)
+    found = []
+    with progress(n, f"detect ({method})") as bar:
+        for img in ds.images[:n]:
+            found.append(np.asarray(detector(img)).round(6).tolist())
+            bar.update(1)
+    _write_json(out, {"method": method, "positions": found})
+    total = sum(len(f) for f in found)
+    click.echo(f"{out}: {total} scatterers in {n} images ({method})")
+
+
+@cli.command("kernel")
+@click.argument("path", type=click.Path())
+@click.option("--method", type=click.Choice(["lsq", "blind"]), default="lsq", show_default=True,
+              help="lsq: least squares with the file's positions; blind: from the images alone.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Kernel image (.npy), indexed [iy, ix] on the file's grid.")
+@click.option("--images", "n_images", type=click.IntRange(min=1), default=8, show_default=True,
+              help="How many images to use.")
+@ORDER
+@_guarded
+def kernel_cmd(path, method, out, n_images, order):
+    """Estimate the single-scatterer kernel from the images; compare with the kernel row."""
+    from .bench import kernel_nmse
+    from .inverse import blind_kernel, kernel_from_positions
+    from .io import atomic_output, read
+
+    ds = read(path, order=order)
+    n = min(n_images, ds.n_images)
+    if n == 0:
+        raise FormatError(path, None, None, "no images to estimate a kernel from")
+    images = ds.images[:n]
+    if method == "lsq":
+        est = kernel_from_positions(images, ds.positions[:n], ds.grid)
+    else:
+        est = blind_kernel(images, ds.grid)[0]
+    img = est.image(ds.grid)
+    with atomic_output(out, compress=False) as f:
+        np.save(f, img)
+    click.echo(f"{out}: kernel from {n} images ({method}); NMSE against the file's kernel row "
+               f"(best scale and sign): {kernel_nmse(img, ds.kernel):.3e}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--methods", default="matched,sparse", show_default=True,
+              help="Comma-separated detectors to run (matched, sparse); empty for none.")
+@click.option("--predictions", "prediction_files", multiple=True, type=click.Path(),
+              help="Someone's predictions JSON to score the same way (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Results JSON; a Markdown table is written beside it (.md).")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
+              show_default=True, help="Matching tolerance (Å).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
+@PHYSICS
+@ORDER
+@_guarded
+def bench(path, methods, prediction_files, out, tol, limit, physics, order):
+    """Run detectors on every image of PATH and score them against the file's positions."""
+    from .bench import markdown_table, run_benchmark
+    from .io import atomic_output, read
+
+    ds = read(path, order=order)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for m in names:
+        if m not in ("matched", "sparse"):
+            raise click.BadParameter(f"unknown method {m!r}", param_hint="--methods")
+    predictions = {}
+    for p in prediction_files:
+        predictions[_prediction_name(p, predictions)] = _load_predictions(p, ds.n_images)
+    if not names and not predictions:
+        raise click.UsageError("nothing to score: give --methods or --predictions")
+    n = ds.n_images if limit is None else min(limit, ds.n_images)
+    with progress(n * (len(names) + len(predictions)), "bench") as bar:
+        results = run_benchmark(ds, names, tol=tol, kernel=_kernel_for(ds, physics) if physics
+                                else None, predictions=predictions, limit=limit,
+                                on_image=bar.update)
+    results["config"]["path"] = str(path)
+    _write_json(out, results)
+    table = markdown_table(results)
+    md = Path(out).with_suffix(".md")
+    with atomic_output(md, compress=False) as f:
+        f.write(table.encode())
+    click.echo(table, nl=False)
+    click.echo(f"{out}: results; {md}: table")
+
+
+def _prediction_name(path, taken) -> str:
+    name = Path(path).stem
+    while name in taken:
+        name += "'"
+    return name
+
+
+def _load_predictions(path, n_images: int) -> list:
+    """Read a predictions JSON; malformed content is a FormatError naming the place."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise FormatError(path, None, None, "no such file") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, exc.lineno, exc.colno, f"not JSON: {exc.msg}") from None
+    positions = record.get("positions") if isinstance(record, dict) else None
+    if not isinstance(positions, list):
+        raise FormatError(path, None, None, 'expected {"positions": [[[x, y], ...], ...]}')
+    if len(positions) != n_images:
+        raise FormatError(path, None, None, f"{len(positions)} position lists for "
+                                            f"{n_images} images")
+    out = []
+    for i, p in enumerate(positions):
+        try:
+            arr = np.asarray(p, dtype=float).reshape(-1, 2)
+        except (TypeError, ValueError):
+            raise FormatError(path, None, None, f"image {i}: positions must be [x, y] pairs") from None
+        if not np.all(np.isfinite(arr)):
+            raise FormatError(path, None, None, f"image {i}: non-finite position")
+        out.append(arr)
+    return out
 
 
 @cli.command()

@@ -1,0 +1,222 @@
+"""Kernel estimation: with known positions (linear least squares), or blind.
+
+An image is linear in the kernel: ``y(p) = b + sum_i s_i K(|p - r_i|)``. The kernel is
+written as a radial cubic B-spline ``K(r) = sum_j c_j B_j(r)`` (knots every 0.25 Å up to
+8 Å, then every 0.5 Å), so with positions known the coefficients follow from one
+linear least-squares problem over all pixels of all images (a light second-difference
+penalty keeps knots that no pixel constrains well-behaved). Blind estimation alternates
+that step with sparse detection (:class:`SparseDeconvolution`), starting from a 2D
+point-scatterer pattern whose wave vector is read off the images' power-spectrum ring.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import itertools
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.interpolate import BSpline
+
+from ..grid import Grid
+from ..physics import Kernel
+
+__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "spectral_kernel_guess",
+           "ring_wavevector"]
+
+
+def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 8.0) -> np.ndarray:
+    inner = np.arange(0.0, min(split, rmax), fine)
+    outer = np.arange(inner[-1] + coarse if inner.size else 0.0, rmax + coarse, coarse)
+    t = np.concatenate([inner, outer])
+    return np.concatenate([[t[0]] * 3, t, [t[-1]] * 3])
+
+
+class SplineKernel(Kernel):
+    """An isotropic kernel given by radial cubic B-spline coefficients."""
+
+    name = "spline"
+
+    def __init__(self, knots: np.ndarray, coef: np.ndarray) -> None:
+        self.knots = np.asarray(knots, float)
+        self.coef = np.asarray(coef, float)
+        self._spline = BSpline(self.knots, self.coef, 3, extrapolate=False)
+        self.r_max = float(self.knots[-1])
+
+    def radial(self, r: np.ndarray) -> np.ndarray:
+        r = np.abs(np.asarray(r, float))
+        out = self._spline(np.minimum(r, self.r_max))
+        return np.nan_to_num(out)
+
+    def default_step(self) -> float:
+        return 0.01
+
+    def image(self, grid: Grid) -> np.ndarray:
+        """The kernel on ``grid`` (one scatterer at (0, 0)), ``[iy, ix]``."""
+        X, Y = grid.meshgrid()
+        return self.radial(np.hypot(X, Y))
+
+    def params(self) -> dict[str, Any]:
+        return {"model": self.name, "knots": int(self.knots.size), "r_max": self.r_max}
+
+
+def _design(grid: Grid, positions: np.ndarray, strengths: np.ndarray, knots: np.ndarray):
+    """Sparse matrix ``(R², n_basis)``: column j is ``sum_i s_i B_j(|p - r_i|)``."""
+    X, Y = grid.meshgrid()
+    px, py = X.ravel(), Y.ravel()
+    pos = np.asarray(positions, float).reshape(-1, 2)
+    npix = px.size
+    nb = len(knots) - 4
+    if len(pos) == 0:
+        return sp.csr_matrix((npix, nb))
+    r = np.hypot(px[None, :] - pos[:, 0, None], py[None, :] - pos[:, 1, None]).ravel()
+    r = np.minimum(r, knots[-1] - 1e-9)
+    D = BSpline.design_matrix(r, knots, 3)  # (k * npix, nb)
+    weights = np.repeat(np.asarray(strengths, float), npix)
+    rows = np.tile(np.arange(npix), len(pos))
+    S = sp.csr_matrix((weights, (rows, np.arange(r.size))), shape=(npix, r.size))
+    return (S @ D).tocsr()
+
+
+def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.ndarray],
+                          grid: Grid, strengths: Sequence[np.ndarray] | None = None,
+                          smooth: float = 1e-6, rmax: float | None = None) -> SplineKernel:
+    """Least-squares kernel from images whose scatterer positions (and strengths) are known.
+
+    Parameters
+    ----------
+    images : sequence of (R, R) arrays ``[iy, ix]``
+    positions : sequence of (k, 2) arrays (Å)
+    grid : Grid
+    strengths : sequence of (k,) arrays, optional
+        Default 1 (the overall scale of ``K`` and ``s`` is not separable anyway).
+    smooth : float
+        Weight of the second-difference penalty, relative to the mean diagonal.
+
+    Returns
+    -------
+    SplineKernel
+        ``.image(grid)`` gives the kernel row.
+
+    Examples
+    --------
+    >>> from qpiset.physics import FriedelKernel
+    >>> from qpiset.synth import simulate
+    >>> ds = simulate(FriedelKernel(), Grid(24, 40.0), n=3, seed=0, max_scatterers=10)
+    >>> K = kernel_from_positions(ds.images, ds.positions, ds.grid)
+    >>> K.image(ds.grid).shape
+    (24, 24)
+    """
+    # scatterers more than a field away from the centre say nothing useful about K
+    keep = [np.all(np.abs(np.asarray(p, float).reshape(-1, 2)) <= grid.fov, axis=1)
+            for p in positions]
+    positions = [np.asarray(p, float).reshape(-1, 2)[k] for p, k in zip(positions, keep)]
+    if strengths is not None:
+        strengths = [np.asarray(s, float)[k] for s, k in zip(strengths, keep)]
+    far = max((np.abs(p).max() for p in positions if len(p)), default=grid.fov / 2)
+    rmax = rmax or np.sqrt(2.0) * (grid.fov / 2 + far) + 1.0
+    knots = _knots(rmax)
+    blocks, rhs = [], []
+    for n, (img, pos) in enumerate(zip(images, positions)):
+        s = np.ones(len(pos)) if strengths is None else strengths[n]
+        D = _design(grid, pos, s, knots)
+        ones = sp.csr_matrix(np.ones((D.shape[0], 1)))
+        blocks.append(sp.hstack([D, ones]))  # + a background per dataset
+        rhs.append(np.asarray(img, float).ravel())
+    A = sp.vstack(blocks).tocsr()
+    y = np.concatenate(rhs)
+    AtA = (A.T @ A).toarray()
+    Aty = A.T @ y
+    nb = len(knots) - 4
+    L = np.diff(np.eye(nb), 2, axis=0)
+    penalty = np.zeros_like(AtA)
+    penalty[:nb, :nb] = L.T @ L
+    scale = np.trace(AtA) / len(AtA)
+    coef = np.linalg.lstsq(AtA + smooth * scale * penalty, Aty, rcond=None)[0]
+    return SplineKernel(knots, coef[:nb])
+
+
+def spectral_kernel_guess(images: Sequence[np.ndarray], grid: Grid) -> np.ndarray:
+    """Zero-phase kernel image whose spectrum is the images' radially averaged amplitude.
+
+    For scatterers at random positions the image power spectrum is ``N |K(q)|²`` plus
+    cross terms that average out; an isotropic real kernel has a real spectrum, so its
+    magnitude (not its signs) is identified. Returns an ``[iy, ix]`` kernel image.
+    """
+    r = grid.resolution
+    power = np.zeros((r, r))
+    for img in images:
+        power += np.abs(np.fft.fft2(img - np.mean(img))) ** 2
+    q = np.fft.fftfreq(r)
+    qr = np.hypot(q[None, :], q[:, None])
+    bins = np.round(qr * r).astype(int)
+    radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
+    amplitude = np.sqrt(radial[bins])
+    # shift by half a pixel so that (0, 0) falls between pixels, as on the kernel row
+    half = np.exp(-1j * np.pi * (q[None, :] + q[:, None]))
+    kernel = np.fft.fftshift(np.real(np.fft.ifft2(amplitude * half)))
+    return kernel / np.abs(kernel).max()
+
+
+def ring_wavevector(images: Sequence[np.ndarray], grid: Grid) -> float:
+    """The wave vector ``q`` (1/Å) of the strongest ring of the images' power spectrum
+    (``2 k_F`` for Friedel oscillations), excluding the lowest frequencies."""
+    r = grid.resolution
+    power = np.zeros((r, r))
+    for img in images:
+        power += np.abs(np.fft.fft2(img - np.mean(img))) ** 2
+    f = np.fft.fftfreq(r, d=grid.pitch) * 2 * np.pi  # 1/Å
+    q = np.hypot(f[None, :], f[:, None])
+    dq = 2 * np.pi / (r * grid.pitch)
+    bins = np.round(q / dq).astype(int)
+    radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
+    radial[:3] = 0  # the field's own scale, not a ring
+    half = radial[: r // 2]
+    i = int(np.argmax(half))
+    # the 2k_F singularity of a 2D Friedel pattern is an edge: the steepest fall of the
+    # (log) spectrum just beyond the peak marks it better than the peak itself
+    slope = np.diff(np.log(half + 1e-300))
+    j = i + int(np.argmin(slope[i:i + max(3, r // 16)]))
+    return float((j + 0.5) * dq)
+
+
+def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
+                 phases: int = 6, tip_sigma: float = 1.0, detector_options: dict | None = None):
+    """Blind kernel estimation by alternating sparse detection and kernel least squares.
+
+    Start (physics prior, not the truth): the images' power spectrum has its ring at
+    ``q = 2k``; a 2D point scatterer's pattern is ``Re[(e^{2i delta} - 1) H0(kr)²]``, so
+    trial kernels with ``k`` within ±20 % of that estimate (9 values), a Gaussian tip of ``tip_sigma`` and ``phases`` phase
+    shifts are tried on the first image and the one whose sparse seeds, refined, explain
+    it best (smallest residual) is kept. Then ``iterations`` rounds of: detect in every image,
+    least-squares kernel from those positions.
+
+    Returns ``(SplineKernel, positions)``; the kernel is determined up to scale and sign.
+    """
+    from ..physics import HBAR2_OVER_2ME, FriedelKernel
+    from .model import PixelModel
+    from .refine import refine
+    from .sparse import SparseDeconvolution
+
+    images = [np.asarray(i, float) for i in images]
+    k = ring_wavevector(images, grid) / 2  # a coarse estimate (the q grid is 2pi/fov)
+    mass = 1.0
+    trials = []
+    for scale, delta in itertools.product(np.linspace(0.8, 1.2, 9),
+                                          (np.arange(phases) + 0.5) * np.pi / phases):
+        kk = k * scale
+        guess = FriedelKernel(None, 0.0, mass=mass, band_bottom=-HBAR2_OVER_2ME * kk * kk / mass,
+                              phase_shift=float(delta), tip_sigma=tip_sigma)
+        model = PixelModel(guess, grid)
+        pos, s = SparseDeconvolution(model, **(detector_options or {})).seeds(images[0])
+        fit = refine(model, images[0].ravel(), pos, s, float(np.median(images[0])), max_iter=5)
+        trials.append((fit.rss, guess))
+    kernel: Kernel = min(trials, key=lambda t: t[0])[1]
+    positions: list[np.ndarray] = []
+    for _ in range(iterations):
+        det = SparseDeconvolution(PixelModel(kernel, grid), **(detector_options or {}))
+        found = [det.detect(img) for img in images]
+        positions = [p for p, _ in found]
+        kernel = kernel_from_positions(images, positions, grid, [s for _, s in found])
+    return kernel, positions
