@@ -93,8 +93,9 @@ def test_usage_errors_exit_2_and_bad_input_exit_1(tmp_path, run):
 
 
 def test_demo_runs_the_main_job(tmp_path, run):
-    out = run("demo", "--out", tmp_path / "demo", "--n", 40).output
-    assert "[3/3]" in out and "ok: 40 images, 64x64 px, fov 100 Å, max_scatterers 100" in out
+    out = run("demo", "--out", tmp_path / "demo", "--n", 40, "--bench-images", 3).output
+    assert "[4/4]" in out and "ok: 40 images, 64x64 px, fov 100 Å, max_scatterers 100" in out
+    assert "| sparse | all | 3 |" in out and (tmp_path / "demo" / "bench.md").exists()
     ds = qpiset.read(tmp_path / "demo" / "qpi.csv")
     assert ds.meta["kernel"]["material"] == "Cu(111)" and ds.meta["kernel"]["energy"] == 0.0
 

@@ -399,12 +399,16 @@ def _load_predictions(path, n_images: int) -> list:
               help="Output folder.")
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--bench-images", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Images to benchmark the detectors on (0: skip).")
 @_guarded
-def demo(out, n, seed):
-    """The main job on built-in defaults: generate the seed dataset, validate it, print info."""
+def demo(out, n, seed, bench_images):
+    """The main job on built-in defaults: generate the seed dataset, validate it, print
+    info, benchmark the detectors."""
     from .pipeline import run_demo
 
-    run_demo(Path(out), n=n, seed=seed, echo=click.echo, progress=progress)
+    run_demo(Path(out), n=n, seed=seed, echo=click.echo, progress=progress,
+             bench_images=bench_images)
 
 
 def main() -> None:

@@ -54,27 +54,50 @@ def generate_file(
                  layout=layout)
 
 
-def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None) -> Path:
+def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
+             bench_images: int = 20) -> Path:
     """Generate the seed dataset (64 px, 100 Å, up to 100 scatterers, Cu(111) at E_F) into
-    ``out/qpi.csv``, validate it and print its summary. Returns the dataset path."""
+    ``out/qpi.csv``, validate it, print its summary, and benchmark the detectors on its
+    first ``bench_images`` images (``out/bench.json`` and ``out/bench.md``).
+    Returns the dataset path."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "qpi.csv"
     kernel = FriedelKernel("Cu(111)", energy=0.0)
     grid = Grid(64, 100.0)
-    echo(f"[1/3] generate {n} images -> {path}  ({kernel.material}, E = 0 eV, "
+    echo(f"[1/4] generate {n} images -> {path}  ({kernel.material}, E = 0 eV, "
          f"period pi/k_F = {kernel.period:.2f} Å, seed {seed})")
     if progress is not None:
         with progress(n, "generate") as bar:
             generate_file(path, kernel, grid, n, seed=seed, on_block=bar.update)
     else:
         generate_file(path, kernel, grid, n, seed=seed)
-    echo(f"[2/3] validate {path}")
+    echo(f"[2/4] validate {path}")
     summary = summarize(path)
     echo("      " + summary.line())
-    echo("[3/3] info")
+    echo("[3/4] info")
     c = summary.counts
     echo(f"      resolution {summary.resolution}, fov {summary.fov:g} Å, pitch "
          f"{summary.pitch:.4f} Å, max_scatterers {summary.max_scatterers}, "
          f"images {summary.n_images}, scatterers/image {c['min']}..{c['max']} "
          f"(mean {c['mean']:.1f})")
+    if bench_images:
+        import json
+
+        from .bench import markdown_table, run_benchmark
+        from .io import atomic_output, read
+
+        ds = read(path)
+        k = min(bench_images, ds.n_images)
+        echo(f"[4/4] bench: matched filter and sparse deconvolution on the first {k} images "
+             "(from the file alone)")
+        if progress is not None:
+            with progress(2 * k, "bench") as bar:
+                results = run_benchmark(ds, ("matched", "sparse"), limit=k, on_image=bar.update)
+        else:
+            results = run_benchmark(ds, ("matched", "sparse"), limit=k)
+        table = markdown_table(results)
+        for name, text in (("bench.json", json.dumps(results, indent=1)), ("bench.md", table)):
+            with atomic_output(out / name, compress=False) as f:
+                f.write(text.encode())
+        echo(table)
     return path

@@ -1,6 +1,9 @@
 """Matched filter: cross-correlate the image with the kernel, pick peaks.
 
-The correlation ``c(r) = sum_p y(p) K(p - r)`` is evaluated on the pixel grid by FFT
+The correlation ``c(r) = sum_p y(p) T(p - r)`` with the template ``T(r) = K(r)
+exp(-(r/window)²)`` (window 10 Å: in crowded images the kernel's far oscillations add
+more side lobes than signal; on generated Cu(111) data this window roughly doubles F1
+over the bare kernel in every count band) is evaluated on the pixel grid by FFT
 (:class:`CandidateGrid` without oversampling). Scatterers are the local maxima (3x3) of
 ``c`` that reach ``threshold`` (default 0.3) of the highest one; positions are refined to
 sub-pixel precision by a parabola through each peak and its neighbours. The count is
@@ -18,8 +21,25 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..physics import Kernel
 from .grid_ops import CandidateGrid
 from .model import PixelModel
+
+
+class _Windowed(Kernel):
+    """``K(r) exp(-(r/window)²)``: the matched filter's template."""
+
+    name = "windowed"
+
+    def __init__(self, kernel: Kernel, window: float) -> None:
+        self.kernel, self.window = kernel, float(window)
+
+    def radial(self, r):
+        r = np.asarray(r, float)
+        return self.kernel.radial(r) * np.exp(-((r / self.window) ** 2))
+
+    def params(self):
+        return {"model": self.name, "window": self.window, "kernel": self.kernel.params()}
 
 __all__ = ["MatchedFilter"]
 
@@ -30,9 +50,11 @@ class MatchedFilter:
 
     model: PixelModel
     threshold: float = 0.3
+    window: float = 10.0
 
     def __post_init__(self) -> None:
-        self.op = CandidateGrid(self.model, oversample=1, margin=0)
+        template = PixelModel(_Windowed(self.model.kernel, self.window), self.model.grid)
+        self.op = CandidateGrid(template, oversample=1, margin=0)
         self.norm = self.op.column_norm()
         self.pitch = self.model.grid.pitch
         self.x0 = float(self.model.grid.x[0])

@@ -2,8 +2,10 @@
 
 1. **Grid stage.** FISTA solves ``min_{a>=0} 1/2||A a - y||² + lam ||a||_1`` on candidates
    twice as fine as the pixels, extending 3 pixels beyond the field, with
-   ``lam = 0.02 max(A^T y)`` (a fixed fraction: the grid stage only has to separate
-   scatterers; strengths and positions come from stage 2).
+   ``lam = max(0.02 max(A^T y), 3 sigma0 ||a_c||)``: a fixed fraction of the strongest
+   correlation (the grid stage only has to separate scatterers; strengths and positions
+   come later), raised to 3 noise standard deviations of a candidate's correlation when
+   the image is noisy (``sigma0`` from :func:`pixel_noise`).
 2. **Seeds.** Connected groups of active candidates (8-neighbours, activation > 2 % of the
    largest) become one scatterer each at their weighted centroid, with their total
    activation as strength; groups with less than 10 % of the median group's total are
@@ -39,7 +41,16 @@ from .grid_ops import CandidateGrid, fista_nonneg_l1
 from .model import PixelModel
 from .refine import Fit, refine, standard_errors
 
-__all__ = ["SparseDeconvolution"]
+__all__ = ["SparseDeconvolution", "pixel_noise"]
+
+
+def pixel_noise(image: np.ndarray) -> float:
+    """Robust white-noise level of an image: the median absolute deviation of its
+    discrete Laplacian (variance 20 sigma² for white noise), which scatterers, covering
+    a minority of the pixels with sharp features, barely move."""
+    lap = (image[1:-1, :-2] + image[1:-1, 2:] + image[:-2, 1:-1] + image[2:, 1:-1]
+           - 4 * image[1:-1, 1:-1])
+    return float(1.4826 * np.median(np.abs(lap - np.median(lap))) / np.sqrt(20.0))
 
 
 @dataclass
@@ -53,6 +64,7 @@ class SparseDeconvolution:
     rounds: int = 6
     z_add: float = 4.5
     z_keep: float = 2.0
+    z_seed: float = 1.5
     weak_fraction: float = 0.25
     split_ratio: float = 1.3
     fista_iters: int = 80
@@ -67,7 +79,8 @@ class SparseDeconvolution:
         """FISTA activations -> local maxima (3x3 on the fine grid) -> weighted centroids."""
         y = image - np.median(image)
         corr = self.op.adjoint(y)
-        lam = self.lam_fraction * max(float(corr.max()), 1e-300)
+        lam = max(self.lam_fraction * float(corr.max()),
+                  self.z_seed * pixel_noise(image) * self.cand_norm, 1e-300)
         a = fista_nonneg_l1(self.op, y, lam, iters=self.fista_iters)
         o, C = self.op.o, self.op.C
         fine = a.transpose(2, 0, 3, 1).reshape(C * o, C * o)  # [Jy*o+phy, Jx*o+phx]
