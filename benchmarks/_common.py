@@ -93,3 +93,12 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     for r in rows:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     return "\n".join(lines)
+
+
+def publish(name: str, record: dict, report_text: str, out_dir: Path | None = None) -> dict:
+    """Print a benchmark's report, write its JSON record, and return the record."""
+    print()
+    print(report_text)
+    path = write_json(name, record, out_dir)
+    print(f"wrote {path}")
+    return record

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_of, machine, table, write_json  # noqa: E402
+from _common import best_of, machine, publish, table  # noqa: E402
 
 RESOLUTION, FOV, SCATTERERS = 64, 100.0, 100
 ACCURACY_LIMIT = 1e-3  # aim: max pixel error <= 1e-3 of the image peak
@@ -286,11 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     record = run(args.images, args.baseline_images, args.cap_images, args.accuracy_images,
                  args.repeats, args.seed, args.workers)
-    print()
-    print(report(record))
-    path = write_json("generate.json", record, args.out)
-    print(f"wrote {path}")
-    return record
+    return publish("generate.json", record, report(record), args.out)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_of, machine, table, write_json  # noqa: E402
+from _common import best_of, machine, publish, table  # noqa: E402
 
 READ_AIM = 3.0  # aim: reading >= 3x numpy.loadtxt
 WRITE_AIM = 5.0  # aim: writing >= 5x numpy.savetxt
@@ -255,11 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None, help="directory for io.json")
     args = ap.parse_args(argv)
     record = run(args.n, args.repeats, args.seed, args.workdir)
-    print()
-    print(report(record))
-    path = write_json("io.json", record, args.out)
-    print(f"wrote {path}")
-    return record
+    return publish("io.json", record, report(record), args.out)
 
 
 if __name__ == "__main__":
