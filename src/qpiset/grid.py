@@ -92,7 +92,8 @@ class Grid:
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"x coordinate {i + 1} is {x[i]!r}, expected {grid.x[i]!r} for a uniform grid "
+                f"x coordinate {i + 1} is {float(x[i])!r}, expected {float(grid.x[i])!r} for a "
+                f"uniform grid "
                 f"from {-fov / 2!r} to {fov / 2!r} Å"
             )
         if np.array_equal(x, grid.x):

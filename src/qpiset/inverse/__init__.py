@@ -26,14 +26,14 @@ import numpy as np
 from ..grid import Grid
 from ..physics import Kernel
 from ..physics.sampled import SampledKernel
-from .kernel import SplineKernel, blind_kernel, kernel_from_positions, spectral_kernel_guess
+from .kernel import SplineKernel, blind_kernel, kernel_from_positions, ring_wavevector
 from .matched import MatchedFilter
 from .model import PixelModel
 from .sparse import SparseDeconvolution
 
 __all__ = ["DETECTORS", "KERNEL_METHODS", "MatchedFilter", "SparseDeconvolution", "PixelModel",
            "SplineKernel", "file_kernel", "make_detector", "detect", "kernel_from_positions",
-           "blind_kernel", "spectral_kernel_guess", "estimate_kernel"]
+           "blind_kernel", "ring_wavevector", "estimate_kernel"]
 
 DETECTORS: dict[str, type] = {"matched": MatchedFilter, "sparse": SparseDeconvolution}
 KERNEL_METHODS = ("lsq", "blind")

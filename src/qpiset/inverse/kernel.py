@@ -22,8 +22,7 @@ from scipy.interpolate import BSpline
 from ..grid import Grid
 from ..physics import Kernel
 
-__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "spectral_kernel_guess",
-           "ring_wavevector"]
+__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "ring_wavevector"]
 
 
 def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 8.0) -> np.ndarray:
@@ -135,28 +134,6 @@ def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.n
     scale = np.trace(AtA) / len(AtA)
     coef = np.linalg.lstsq(AtA + smooth * scale * penalty, Aty, rcond=None)[0]
     return SplineKernel(knots, coef[:nb])
-
-
-def spectral_kernel_guess(images: Sequence[np.ndarray], grid: Grid) -> np.ndarray:
-    """Zero-phase kernel image whose spectrum is the images' radially averaged amplitude.
-
-    For scatterers at random positions the image power spectrum is ``N |K(q)|²`` plus
-    cross terms that average out; an isotropic real kernel has a real spectrum, so its
-    magnitude (not its signs) is identified. Returns an ``[iy, ix]`` kernel image.
-    """
-    r = grid.resolution
-    power = np.zeros((r, r))
-    for img in images:
-        power += np.abs(np.fft.fft2(img - np.mean(img))) ** 2
-    q = np.fft.fftfreq(r)
-    qr = np.hypot(q[None, :], q[:, None])
-    bins = np.round(qr * r).astype(int)
-    radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
-    amplitude = np.sqrt(radial[bins])
-    # shift by half a pixel so that (0, 0) falls between pixels, as on the kernel row
-    half = np.exp(-1j * np.pi * (q[None, :] + q[:, None]))
-    kernel = np.fft.fftshift(np.real(np.fft.ifft2(amplitude * half)))
-    return kernel / np.abs(kernel).max()
 
 
 def ring_wavevector(images: Sequence[np.ndarray], grid: Grid) -> float:

@@ -7,6 +7,7 @@ sidecar ``<name>.json`` with how the data were made (kernel model, seed, ...).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -154,7 +155,7 @@ def stream(path, order: str = "F", chunk_rows: int = 256,
     meta = _read_sidecar(path)
     done = 0
     emitted = False
-    with _closing(chunks):
+    with contextlib.closing(chunks):
         for chunk in chunks:
             if order == "AUTO":
                 order = detect_order(header.kernel_pixels, chunk.pixels, chunk.coords,
@@ -166,17 +167,6 @@ def stream(path, order: str = "F", chunk_rows: int = 256,
         r2 = header.grid.resolution ** 2
         yield _dataset(header, np.empty((0, r2)), np.empty((0, 2 * header.max_scatterers)),
                        "F" if order == "AUTO" else order, dict(meta, first_image=0))
-
-
-class _closing:
-    def __init__(self, gen):
-        self.gen = gen
-
-    def __enter__(self):
-        return self.gen
-
-    def __exit__(self, *exc):
-        self.gen.close()
 
 
 def _dataset(header: Header, pixels, coords, order: str, meta: dict) -> Dataset:
@@ -224,7 +214,6 @@ def read(path, order: str = "F") -> Dataset:
     values = read_all_fast(header)
     if values is None:  # the streaming reader validates line by line and says what is wrong
         parts = [(c.pixels, c.coords) for c in _chunks(path)]
-        r2 = header.grid.resolution ** 2
         values = np.concatenate([np.concatenate(p, axis=1) for p in parts]) if parts else \
             np.empty((0, header.width))
     else:
@@ -233,8 +222,7 @@ def read(path, order: str = "F") -> Dataset:
     pixels, coords = values[:, :r2], values[:, r2:]
     if order == "AUTO":
         order = detect_order(header.kernel_pixels, pixels, coords, header.grid.x, path)
-    ds = _dataset(header, pixels, coords, order, _read_sidecar(path))
-    return ds
+    return _dataset(header, pixels, coords, order, _read_sidecar(path))
 
 
 def _chunks(path):
