@@ -64,6 +64,7 @@ class PixelModel:
         self.grid = grid
         reach = reach or np.sqrt(2.0) * 1.5 * grid.fov + 1.0
         table = kernel.radial_table(reach)
+        self._table = table
         self.step = table.step
         self.table = np.ascontiguousarray(table.values, dtype=np.float64)
         self.dtable = np.gradient(self.table, self.step)
@@ -93,5 +94,4 @@ class PixelModel:
 
     def kernel_at_offsets(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """``K`` at arbitrary offsets (Å), by the same table."""
-        r = np.hypot(dx, dy)
-        return np.interp(r / self.step, np.arange(self.table.size), self.table)
+        return self._table(np.hypot(dx, dy))

@@ -30,23 +30,15 @@ class Fit:
 
 
 def refine(model: PixelModel, image: np.ndarray, positions: np.ndarray, strengths: np.ndarray,
-           background: float = 0.0, *, free: np.ndarray | None = None, max_iter: int = 40,
+           background: float = 0.0, *, max_iter: int = 40,
            rtol: float = 1e-10, fit_background: bool = True, nonneg: bool = True) -> Fit:
     """Least-squares fit of ``b + sum_i s_i K(r - r_i)`` to ``image`` (flattened ``[iy, ix]``).
 
-    ``free`` (boolean, one per scatterer) limits the fit to those scatterers, the others
-    held fixed (a cheap local update); the background is then held fixed too.
+    ``nonneg`` keeps strengths >= 0 (projected Levenberg-Marquardt steps).
     """
     y = np.asarray(image, dtype=float).ravel()
     pos = np.array(positions, dtype=float).reshape(-1, 2)
     s = np.array(strengths, dtype=float).reshape(-1)
-    if free is not None:
-        free = np.asarray(free, bool)
-        fixed = model.image(pos[~free], s[~free])
-        sub = refine(model, y - fixed, pos[free], s[free], background, max_iter=max_iter,
-                     rtol=rtol, fit_background=False, nonneg=nonneg)
-        pos[free], s[free] = sub.positions, sub.strengths
-        return Fit(pos, s, background, sub.rss, sub.iterations)
     k = len(pos)
     b = float(background)
     if k == 0:
