@@ -11,6 +11,23 @@ settings.register_profile(
 settings.load_profile("qpiset")
 
 
+@pytest.fixture()
+def run():
+    """Invoke the qpiset command in-process: ``run(*args, code=0)`` checks the exit code."""
+    from click.testing import CliRunner
+
+    from qpiset.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(cli, [str(a) for a in args])
+        assert result.exit_code == code, result.output + repr(result.exception)
+        return result
+
+    return invoke
+
+
 @pytest.fixture(scope="session")
 def cu():
     from qpiset.physics import FriedelKernel

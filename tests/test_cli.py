@@ -7,24 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import qpiset
-from qpiset.cli import cli
 
 from conftest import assert_same_dataset
-
-
-@pytest.fixture()
-def run():
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(cli, [str(a) for a in args])
-        assert result.exit_code == code, result.output + repr(result.exception)
-        return result
-
-    return invoke
 
 
 def test_generate_validate_info_convert(tmp_path, run):
@@ -94,8 +80,10 @@ def test_usage_errors_exit_2_and_bad_input_exit_1(tmp_path, run):
 
 def test_demo_runs_the_main_job(tmp_path, run):
     out = run("demo", "--out", tmp_path / "demo", "--n", 40, "--bench-images", 3).output
-    assert "[4/4]" in out and "ok: 40 images, 64x64 px, fov 100 Å, max_scatterers 100" in out
+    assert "[5/5]" in out and "ok: 40 images, 64x64 px, fov 100 Å, max_scatterers 100" in out
     assert "| sparse | all | 3 |" in out and (tmp_path / "demo" / "bench.md").exists()
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "<h2>Benchmark</h2>" in page and "2k_F (model)" in page
     ds = qpiset.read(tmp_path / "demo" / "qpi.csv")
     assert ds.meta["kernel"]["material"] == "Cu(111)" and ds.meta["kernel"]["energy"] == 0.0
 
@@ -103,7 +91,7 @@ def test_demo_runs_the_main_job(tmp_path, run):
 def test_console_script_help_and_quiet_in_pipes(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "qpiset")
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("generate", "validate", "info", "convert", "demo"):
+    for command in ("generate", "validate", "info", "convert", "demo", "show", "report"):
         assert command in help_text
     done = subprocess.run([exe, "generate", str(tmp_path / "p.csv"), "--n", "300",
                            "--resolution", "16"], capture_output=True, text=True, check=True)

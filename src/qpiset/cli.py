@@ -319,7 +319,9 @@ def kernel_cmd(path, method, out, n_images, order):
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--methods", default="matched,sparse", show_default=True,
-              help="Comma-separated detectors to run (matched, sparse); empty for none.")
+              help="Comma-separated detectors to run (matched, sparse), and optionally "
+                   "'oracle', a fit started at the true positions (a reference that uses the "
+                   "truth); empty for none.")
 @click.option("--predictions", "prediction_files", multiple=True, type=click.Path(),
               help="Someone's predictions JSON to score the same way (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
@@ -338,7 +340,7 @@ def bench(path, methods, prediction_files, out, tol, limit, physics, order):
     ds = read(path, order=order)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names:
-        if m not in ("matched", "sparse"):
+        if m not in ("matched", "sparse", "oracle"):
             raise click.BadParameter(f"unknown method {m!r}", param_hint="--methods")
     predictions = {}
     for p in prediction_files:
@@ -392,6 +394,103 @@ def _load_predictions(path, n_images: int) -> list:
             raise FormatError(path, None, None, f"image {i}: non-finite position")
         out.append(arr)
     return out
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Image to show (0 = the first image row, after the kernel row).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Figure file: .png, .pdf or .svg.")
+@click.option("--predictions", type=click.Path(), default=None,
+              help="Detections JSON (qpiset detect): mark found, missed and extra scatterers.")
+@click.option("--contributions", is_flag=True,
+              help="Draw each scatterer's term, their sum and what is left instead.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
+              show_default=True, help="Matching tolerance (Å) for --predictions.")
+@ORDER
+@_guarded
+def show(path, index, out, predictions, contributions, tol, order):
+    """Draw image INDEX of PATH: overlays, kernel, radial profile and q-space (Å, 1/Å).
+
+    When the file records its physics model (sidecar or .npz), the profile shows it and
+    the q-space ring is its 2k_F; otherwise the ring is estimated from the kernel row."""
+    from .io import atomic_output, read
+    from .viz import FORMATS, figure_bytes, figure_contributions, figure_show
+
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise click.BadParameter(f"{out}: the suffix must be one of "
+                                 f"{', '.join('.' + f for f in FORMATS)}", param_hint="--out")
+    ds = read(path, order=order)
+    if index >= ds.n_images:
+        raise click.BadParameter(f"{path} has {ds.n_images} images (0..{ds.n_images - 1})",
+                                 param_hint="--index")
+    model = _recorded_model(ds)
+    if contributions:
+        fig = figure_contributions(ds, index, kernel_model=model)
+    else:
+        pred = None if predictions is None else _load_predictions(predictions, ds.n_images)[index]
+        name = None if predictions is None else Path(predictions).stem
+        fig = figure_show(ds, index, predictions=pred, tol=tol, kernel_model=model, method=name)
+    with atomic_output(out, compress=False) as f:
+        f.write(figure_bytes(fig, fmt))
+    click.echo(f"{out}: image {index} of {path}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file.")
+@click.option("--results", type=click.Path(), default=None,
+              help="Benchmark results JSON (qpiset bench --out): tables and example overlays.")
+@click.option("--gallery", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Images in the gallery.")
+@ORDER
+@_guarded
+def report(path, out, results, gallery, order):
+    """One self-contained HTML page: summary, kernel, gallery, q-space, benchmark."""
+    from .io import atomic_output, read
+    from .viz import build_report
+
+    ds = read(path, order=order)
+    res = None if results is None else _load_results(results)
+    page = build_report(ds, label=str(path), results=res, gallery=gallery,
+                        kernel_model=_recorded_model(ds))
+    with atomic_output(out, compress=False) as f:
+        f.write(page.encode("utf-8"))
+    click.echo(f"{out}: report on {path} ({len(page) / 1e6:.1f} MB)")
+
+
+def _recorded_model(ds):
+    """The physics model the file's metadata records, or None (figures then estimate)."""
+    from .physics import make_kernel
+
+    params = dict(ds.meta.get("kernel") or {})
+    if not params:
+        return None
+    try:
+        return make_kernel(**params)
+    except (TypeError, ValueError) as exc:
+        click.echo(f"warning: the recorded kernel model is not usable ({exc}); "
+                   "estimating from the kernel row", err=True)
+        return None
+
+
+def _load_results(path) -> dict:
+    """Read a benchmark results JSON; malformed content is a FormatError naming the place."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise FormatError(path, None, None, "no such file") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, exc.lineno, exc.colno, f"not JSON: {exc.msg}") from None
+    methods = record.get("methods") if isinstance(record, dict) else None
+    if not isinstance(methods, dict) or not all(
+            isinstance(m, dict) and isinstance(m.get("bands"), dict) for m in methods.values()):
+        raise FormatError(path, None, None, 'expected qpiset bench results: {"methods": '
+                                            '{name: {"bands": ..., "overall": ...}}}')
+    return record
 
 
 @cli.command()

@@ -89,6 +89,67 @@ class Dataset:
             out[i, : len(p)] = p
         return out
 
+    def plot(self, index: int = 0, *, predictions=None, tol: float = 1.5,
+             contributions: bool = False, kernel_model=None):
+        """The figure ``qpiset show`` draws for image ``index`` (a matplotlib Figure, shown
+        inline by notebooks): overlays, kernel, radial profile and q-space, or with
+        ``contributions=True`` each scatterer's term (see :mod:`qpiset.viz`)."""
+        from .viz import figure_contributions, figure_show
+
+        if contributions:
+            return figure_contributions(self, index, kernel_model=kernel_model)
+        return figure_show(self, index, predictions=predictions, tol=tol,
+                           kernel_model=kernel_model)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with coordinates in Å and the metadata as attributes.
+
+        Variables: ``images (image, y, x)``, ``kernel (y, x)``, ``positions (image, slot,
+        xy)`` (NaN in unused slots), ``counts (image)`` and, when known, ``strengths
+        (image, slot)``. ``attrs["qpiset_meta"]`` is the metadata as JSON (attributes must be plain
+        values to be written to netCDF or zarr).
+
+        Examples
+        --------
+        >>> ds = Dataset(Grid(4, 3.0), np.zeros((4, 4)), np.zeros((2, 4, 4)),
+        ...              [np.zeros((0, 2)), np.ones((1, 2))], 3)
+        >>> xd = ds.to_xarray()
+        >>> xd["images"].sel(x=1.5, y=-1.5).shape
+        (2,)
+        """
+        import json
+
+        try:
+            import xarray as xr
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise ImportError("Dataset.to_xarray needs xarray: pip install 'qpiset[xarray]'") from None
+        x = self.grid.x
+        pos = self.positions_padded()
+        pos[pos == SENTINEL] = np.nan
+        axis = {"units": "Å"}
+        data = {
+            "images": (("image", "y", "x"), self.images,
+                      {"long_name": "LDOS change δρ/ρ₀", "units": "1"}),
+            "kernel": (("y", "x"), self.kernel,
+                       {"long_name": "single scatterer at (0, 0)", "units": "1"}),
+            "positions": (("image", "slot", "xy"), pos,
+                          {"long_name": "scatterer position", "units": "Å"}),
+            "counts": (("image",), self.counts, {"long_name": "scatterers in the image"}),
+        }
+        if self.strengths is not None:
+            st = np.full(pos.shape[:2], np.nan)
+            for i, s in enumerate(self.strengths):
+                st[i, : len(s)] = s
+            data["strengths"] = (("image", "slot"), st, {"long_name": "scatterer strength"})
+        coords = {"x": ("x", x, {**axis, "long_name": "x"}),
+                  "y": ("y", x.copy(), {**axis, "long_name": "y"}),
+                  "image": np.arange(self.n_images), "slot": np.arange(self.max_scatterers),
+                  "xy": ["x", "y"]}
+        attrs = {"resolution": self.grid.resolution, "fov": self.grid.fov, "fov_units": "Å",
+                 "pitch": self.grid.pitch, "max_scatterers": self.max_scatterers,
+                 "qpiset_meta": json.dumps(self.meta, default=str)}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
     def __len__(self) -> int:
         return self.n_images
 

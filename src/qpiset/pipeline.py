@@ -57,38 +57,40 @@ def generate_file(
 def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
              bench_images: int = 20) -> Path:
     """Generate the seed dataset (64 px, 100 Å, up to 100 scatterers, Cu(111) at E_F) into
-    ``out/qpi.csv``, validate it, print its summary, and benchmark the detectors on its
-    first ``bench_images`` images (``out/bench.json`` and ``out/bench.md``).
-    Returns the dataset path."""
+    ``out/qpi.csv``, validate it, print its summary, benchmark the detectors on its
+    first ``bench_images`` images (``out/bench.json`` and ``out/bench.md``), and write the
+    HTML report with the benchmark (``out/report.html``). Returns the dataset path."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "qpi.csv"
     kernel = FriedelKernel("Cu(111)", energy=0.0)
     grid = Grid(64, 100.0)
-    echo(f"[1/4] generate {n} images -> {path}  ({kernel.material}, E = 0 eV, "
+    echo(f"[1/5] generate {n} images -> {path}  ({kernel.material}, E = 0 eV, "
          f"period pi/k_F = {kernel.period:.2f} Å, seed {seed})")
     if progress is not None:
         with progress(n, "generate") as bar:
             generate_file(path, kernel, grid, n, seed=seed, on_block=bar.update)
     else:
         generate_file(path, kernel, grid, n, seed=seed)
-    echo(f"[2/4] validate {path}")
+    echo(f"[2/5] validate {path}")
     summary = summarize(path)
     echo("      " + summary.line())
-    echo("[3/4] info")
+    echo("[3/5] info")
     c = summary.counts
     echo(f"      resolution {summary.resolution}, fov {summary.fov:g} Å, pitch "
          f"{summary.pitch:.4f} Å, max_scatterers {summary.max_scatterers}, "
          f"images {summary.n_images}, scatterers/image {c['min']}..{c['max']} "
          f"(mean {c['mean']:.1f})")
+    import json
+
+    from .io import atomic_output, read
+
+    ds = read(path)
+    results = None
     if bench_images:
-        import json
-
         from .bench import markdown_table, run_benchmark
-        from .io import atomic_output, read
 
-        ds = read(path)
         k = min(bench_images, ds.n_images)
-        echo(f"[4/4] bench: matched filter and sparse deconvolution on the first {k} images "
+        echo(f"[4/5] bench: matched filter and sparse deconvolution on the first {k} images "
              "(from the file alone)")
         if progress is not None:
             with progress(2 * k, "bench") as bar:
@@ -100,4 +102,10 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
             with atomic_output(out / name, compress=False) as f:
                 f.write(text.encode())
         echo(table)
+    from .viz import build_report
+
+    echo(f"[5/5] report -> {out / 'report.html'}")
+    page = build_report(ds, label=path.name, results=results, kernel_model=kernel)
+    with atomic_output(out / "report.html", compress=False) as f:
+        f.write(page.encode("utf-8"))
     return path

@@ -136,26 +136,31 @@ def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.n
     return SplineKernel(knots, coef[:nb])
 
 
-def ring_wavevector(images: Sequence[np.ndarray], grid: Grid) -> float:
+def ring_wavevector(images: Sequence[np.ndarray], grid: Grid, pad: int = 4) -> float:
     """The wave vector ``q`` (1/Å) of the strongest ring of the images' power spectrum
-    (``2 k_F`` for Friedel oscillations), excluding the lowest frequencies."""
+    (``2 k_F`` for Friedel oscillations), excluding the lowest frequencies.
+
+    The spectrum is zero-padded ``pad`` times (radial bins ``pad`` times finer than the
+    FFT's own ``2 pi / fov``). The 2D Friedel (Lindhard) spectrum is flat below
+    ``2 k_F`` and falls with infinite slope just above it: the steepest fall of the log
+    spectrum beyond its peak marks ``2 k_F``, better than the peak itself.
+    """
     r = grid.resolution
-    power = np.zeros((r, r))
+    n = pad * r
+    power = np.zeros((n, n))
     for img in images:
-        power += np.abs(np.fft.fft2(img - np.mean(img))) ** 2
-    f = np.fft.fftfreq(r, d=grid.pitch) * 2 * np.pi  # 1/Å
+        power += np.abs(np.fft.fft2(img - np.mean(img), s=(n, n))) ** 2
+    f = np.fft.fftfreq(n, d=grid.pitch) * 2 * np.pi  # 1/Å
     q = np.hypot(f[None, :], f[:, None])
-    dq = 2 * np.pi / (r * grid.pitch)
+    dq = 2 * np.pi / (n * grid.pitch)
     bins = np.round(q / dq).astype(int)
     radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
-    radial[:3] = 0  # the field's own scale, not a ring
-    half = radial[: r // 2]
+    half = radial[: n // 2].copy()
+    half[: 3 * pad] = 0  # the field's own scale, not a ring
     i = int(np.argmax(half))
-    # the 2k_F singularity of a 2D Friedel pattern is an edge: the steepest fall of the
-    # (log) spectrum just beyond the peak marks it better than the peak itself
-    slope = np.diff(np.log(half + 1e-300))
-    j = i + int(np.argmin(slope[i:i + max(3, r // 16)]))
-    return float((j + 0.5) * dq)
+    slope = np.gradient(np.log(half + 1e-300))
+    j = i + int(np.argmin(slope[i:i + 3 * pad]))
+    return float(j * dq)
 
 
 def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,

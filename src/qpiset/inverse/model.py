@@ -3,7 +3,8 @@
 ``PixelModel`` wraps an isotropic kernel (a physics model, or a :class:`SampledKernel`
 made from the file's kernel row) as radial tables of ``K`` and ``dK/dr`` and evaluates
 images and Jacobians with respect to ``(x_i, y_i, s_i)`` in a compiled loop.
-Images are flattened in memory order ``p = iy * R + ix``.
+Images are flattened in memory order ``p = iy * R + ix``. :meth:`PixelModel.window` gives
+the same model restricted to a rectangle of pixels (local fits touch only nearby pixels).
 """
 
 from __future__ import annotations
@@ -18,21 +19,21 @@ __all__ = ["PixelModel"]
 
 
 @numba.njit(cache=True, fastmath=True, boundscheck=False)
-def _model_jacobian(x, pos, s, table, dtable, inv_step, img, jac, with_jac):  # pragma: no cover
-    res = x.shape[0]
+def _model_jacobian(xs, ys, pos, s, table, dtable, inv_step, img, jac, with_jac):  # pragma: no cover
+    nx = xs.shape[0]
     last = table.shape[0] - 2
     for j in range(pos.shape[0]):
         px, py, sj = pos[j, 0], pos[j, 1], s[j]
-        for iy in range(res):
-            dy = x[iy] - py
-            for ix in range(res):
-                dx = x[ix] - px
+        for iy in range(ys.shape[0]):
+            dy = ys[iy] - py
+            for ix in range(nx):
+                dx = xs[ix] - px
                 r = np.sqrt(dx * dx + dy * dy)
                 t = r * inv_step
                 i = min(int(t), last)
                 f = t - i
                 k = table[i] + f * (table[i + 1] - table[i])
-                p = iy * res + ix
+                p = iy * nx + ix
                 img[p] += sj * k
                 if with_jac:
                     dk = dtable[i] + f * (dtable[i + 1] - dtable[i])
@@ -68,28 +69,56 @@ class PixelModel:
         self.step = table.step
         self.table = np.ascontiguousarray(table.values, dtype=np.float64)
         self.dtable = np.gradient(self.table, self.step)
-        self.x = grid.x.astype(np.float64)
+        self.xs = grid.x.astype(np.float64)
+        self.ys = self.xs
+        self.box = (0, grid.resolution, 0, grid.resolution)  # ix0, ix1, iy0, iy1
 
     @property
     def npix(self) -> int:
-        return self.grid.resolution ** 2
+        return len(self.xs) * len(self.ys)
+
+    def window(self, centre, half: int) -> "PixelModel":
+        """The model on the pixels within ``half`` pixels of ``centre`` (Å), clipped to
+        the grid; ``self.box`` says which (``img[iy0:iy1, ix0:ix1]``)."""
+        res = self.grid.resolution
+        c = np.rint((np.asarray(centre, float) - self.grid.x[0]) / self.grid.pitch).astype(int)
+        ix0, iy0 = (int(np.clip(v - half, 0, res - 1)) for v in c)
+        ix1, iy1 = (int(np.clip(v + half + 1, 1, res)) for v in c)
+        sub = object.__new__(PixelModel)
+        sub.__dict__.update(self.__dict__)
+        sub.xs, sub.ys = self.xs[ix0:ix1], self.ys[iy0:iy1]
+        sub.box = (ix0, ix1, iy0, iy1)
+        return sub
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        """Flattened pixels of a full ``(R*R,)`` or ``(R, R)`` image inside :attr:`box`."""
+        ix0, ix1, iy0, iy1 = self.box
+        res = self.grid.resolution
+        return np.asarray(image).reshape(res, res)[iy0:iy1, ix0:ix1].ravel()
 
     def image(self, positions: np.ndarray, strengths: np.ndarray) -> np.ndarray:
-        """Flattened image ``(R*R,)`` of scatterers at ``positions`` (k, 2)."""
+        """Flattened image ``(npix,)`` of scatterers at ``positions`` (k, 2)."""
         img = np.zeros(self.npix)
         pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 2)
         s = np.ascontiguousarray(strengths, dtype=np.float64).reshape(-1)
-        _model_jacobian(self.x, pos, s, self.table, self.dtable, 1.0 / self.step, img,
-                        np.empty((1, 1)), False)
+        _model_jacobian(self.xs, self.ys, pos, s, self.table, self.dtable, 1.0 / self.step,
+                        img, np.empty((1, 1)), False)
         return img
 
-    def image_and_jacobian(self, positions: np.ndarray, strengths: np.ndarray):
-        """``(image (P,), jacobian (P, 3k))`` with columns ``d/dx_i, d/dy_i, d/ds_i``."""
+    def image_and_jacobian(self, positions: np.ndarray, strengths: np.ndarray, out=None):
+        """``(image (npix,), jacobian (npix, 3k))`` with columns ``d/dx_i, d/dy_i, d/ds_i``.
+
+        ``out``: a C-ordered float32 or float64 array ``(npix, m)``, ``m >= 3k``, to write
+        the Jacobian into (its first ``3k`` columns; the rest are left alone).
+        """
         pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 2)
         s = np.ascontiguousarray(strengths, dtype=np.float64).reshape(-1)
         img = np.zeros(self.npix)
-        jac = np.empty((self.npix, 3 * len(pos)))
-        _model_jacobian(self.x, pos, s, self.table, self.dtable, 1.0 / self.step, img, jac, True)
+        jac = np.empty((self.npix, 3 * len(pos))) if out is None else out
+        if jac.shape[0] != self.npix or jac.shape[1] < 3 * len(pos):
+            raise ValueError(f"out has shape {jac.shape}, needs ({self.npix}, >= {3 * len(pos)})")
+        _model_jacobian(self.xs, self.ys, pos, s, self.table, self.dtable, 1.0 / self.step,
+                        img, jac, True)
         return img, jac
 
     def kernel_at_offsets(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:

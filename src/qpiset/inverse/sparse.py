@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from .grid_ops import CandidateGrid, fista_nonneg_l1
 from .model import PixelModel
@@ -62,12 +63,15 @@ class SparseDeconvolution:
     margin: int = 3
     lam_fraction: float = 0.02
     rounds: int = 6
-    z_add: float = 4.5
+    z_add: float = 3.0
     z_keep: float = 2.0
     z_seed: float = 1.5
     weak_fraction: float = 0.25
     split_ratio: float = 1.3
     fista_iters: int = 80
+    local_half: int = 12
+    xtol: float = 1e-3
+    rtol: float = 1e-5
 
     def __post_init__(self) -> None:
         self.op = CandidateGrid(self.model, self.oversample, self.margin)
@@ -115,60 +119,138 @@ class SparseDeconvolution:
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(positions (k, 2) Å, strengths (k,))`` for one image ``[iy, ix]``."""
+        # the linear algebra here is many small products and solves, for which BLAS threads
+        # cost more in synchronisation than they gain (2 threads ran at half the speed of 1)
+        with threadpool_limits(1, user_api="blas"):
+            return self._detect(image)
+
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(image, dtype=float)
         flat = y.ravel()
         pos, s = self.seeds(y)
-        fit = refine(self.model, flat, pos, s, float(np.median(y)), rtol=1e-5, max_iter=10)
-        half = self.model.grid.fov / 2 + self.margin * self.model.grid.pitch
+        fit = refine(self.model, flat, pos, s, float(np.median(y)), rtol=1e-5, xtol=0.01,
+                     max_iter=10)
+        refused: list[np.ndarray] = []  # splits refused: (x, y, s, local rss, spread)
         for _ in range(self.rounds):
             changed = False
             sigma = self._noise(fit, flat)
-            if len(fit.strengths):  # remove
-                med = float(np.median(fit.strengths))
-                se = standard_errors(self.model, fit, sigma)[:, 2]
-                weak = fit.strengths < np.maximum(self.weak_fraction * med, self.z_keep * se)
-                outside = np.any(np.abs(fit.positions) > half, axis=1)
-                drop = weak | outside
-                if drop.any():
-                    fit = self._rescore(flat, fit.positions[~drop], fit.strengths[~drop],
-                                        fit.background)
-                    changed = True
+            keep = self._keep(fit, sigma)
+            if not keep.all():
+                fit = self._rescore(flat, fit.positions[keep], fit.strengths[keep],
+                                    fit.background)
+                changed = True
             model_img = self.model.image(fit.positions, fit.strengths)
-            for step in (self._split, self._add):
-                trial = step(fit, model_img, y, self._noise(fit, flat))
-                if trial is not None:
-                    (fit, model_img), changed = trial, True
+            trial = self._split(fit, model_img, y, self._noise(fit, flat), refused)
+            if trial is not None:
+                (fit, model_img), changed = trial, True
+            trial = self._add(fit, model_img, y, self._noise(fit, flat))
+            if trial is not None:
+                (fit, model_img), changed = trial, True
             if not changed:
                 break
         fit = refine(self.model, flat, fit.positions, fit.strengths, fit.background,
-                     rtol=1e-8, max_iter=15)
-        return fit.positions, fit.strengths
+                     rtol=self.rtol, xtol=self.xtol, max_iter=15)
+        keep = self._keep(fit, self._noise(fit, flat))
+        return fit.positions[keep], fit.strengths[keep]
+
+    def _keep(self, fit: Fit, sigma: float) -> np.ndarray:
+        """Which scatterers survive: position at most ``margin`` pixels outside the field,
+        strength at least ``weak_fraction`` of the median and ``z_keep`` standard errors.
+
+        A scatterer with a neighbour closer than two pixels and at least half the median
+        strength is kept on the prior even when its own standard error is large: the two
+        halves of a close pair can trade strength against each other, which inflates each
+        one's error without making either less likely.
+        """
+        if len(fit.strengths) == 0:
+            return np.ones(0, bool)
+        half = self.model.grid.fov / 2 + self.margin * self.model.grid.pitch
+        med = float(np.median(fit.strengths))
+        se = self._stderr(fit, sigma)[:, 2]
+        s = fit.strengths
+        d = np.hypot(*(fit.positions[:, None, :] - fit.positions[None, :, :]).transpose(2, 0, 1))
+        np.fill_diagonal(d, np.inf)
+        paired = (d.min(axis=1) < 2 * self.model.grid.pitch) & (s >= 0.5 * med)
+        # the evidence rule of :meth:`_add` with some hysteresis: z² >= 2 log(cells/k) - 2
+        z_keep = max(self.z_keep, np.sqrt(max(self._odds(len(s)) - 2.0, 0.0)))
+        weak = (s < self.weak_fraction * med) | ((s < z_keep * se) & ~paired)
+        outside = np.any(np.abs(fit.positions) > half, axis=1)
+        return ~(weak | outside)
 
     def _rescore(self, flat, pos, s, b) -> Fit:
         r = flat - self.model.image(pos, s) - b
         return Fit(pos, s, b, float(r @ r), 0)
 
     def _local(self, fit: Fit, model_img: np.ndarray, flat: np.ndarray, pos: np.ndarray,
-               s: np.ndarray, centre: np.ndarray) -> tuple[Fit, np.ndarray]:
-        """Refine only the trial scatterers within 2.5 pitches of ``centre``, the rest (and
-        the background) held fixed; returns the trial fit and its model image."""
+               s: np.ndarray, centre: np.ndarray, prior: tuple | None = None) -> Fit:
+        """Refine only the trial scatterers within 2.5 pitches of ``centre``, on the pixels
+        within ``local_half`` pixels of it, the rest (and the background) held fixed.
+        ``prior = (n_new, median, weight)``: a Gaussian prior on the strengths of the last
+        ``n_new`` scatterers (the new ones), see :func:`refine`.
+
+        The trial's ``rss`` is the whole image's, with the change outside the window
+        neglected (the trial moves or adds a scatterer near ``centre`` only); :meth:`_commit`
+        recomputes it exactly for a trial that is kept.
+        """
         radius = 2.5 * self.model.grid.pitch
+        w = self.model.window(centre, self.local_half)
         was = np.hypot(*(fit.positions - centre).T) < radius
-        fixed = model_img - self.model.image(fit.positions[was], fit.strengths[was])
+        data = w.crop(flat) - fit.background
+        current = w.crop(model_img)
+        others = current - w.image(fit.positions[was], fit.strengths[was])
         near = np.hypot(*(pos - centre).T) < radius
-        sub = refine(self.model, flat - fit.background - fixed, pos[near], s[near], 0.0,
-                     max_iter=12, rtol=1e-7, fit_background=False)
+        m = int(near.sum())
+        if prior is not None:  # the new scatterers are the last ones, and near the centre
+            prior = (np.arange(m - prior[0], m), prior[1], prior[2])
+        sub = refine(w, data - others, pos[near], s[near], 0.0, max_iter=12, rtol=1e-5,
+                     xtol=0.01, fit_background=False, prior=prior)
         pos, s = pos.copy(), s.copy()
         pos[near], s[near] = sub.positions, sub.strengths
-        new_img = fixed + self.model.image(sub.positions, sub.strengths)
-        return Fit(pos, s, fit.background, sub.rss, sub.iterations), new_img
+        before = data - current
+        return Fit(pos, s, fit.background, fit.rss - float(before @ before) + sub.rss,
+                   sub.iterations)
+
+    def _commit(self, flat: np.ndarray, trial: Fit) -> tuple[Fit, np.ndarray]:
+        """A kept trial with its exact model image and residual sum of squares."""
+        img = self.model.image(trial.positions, trial.strengths)
+        r = flat - img - trial.background
+        return Fit(trial.positions, trial.strengths, trial.background, float(r @ r), 0), img
+
+    def _stderr(self, fit: Fit, sigma: float) -> np.ndarray:
+        """Standard errors ``(k, 3)`` at noise ``sigma``; those at unit noise are kept in
+        ``fit.stderr`` (they scale with the noise), so each fit pays for them once."""
+        if fit.stderr is None:
+            fit.stderr = standard_errors(self.model, fit, 1.0)
+        return sigma * fit.stderr
+
+    def _strength_prior(self, fit: Fit, sigma: float) -> tuple[float, float]:
+        """Empirical-Bayes prior of the strengths: ``(median, spread)``, the spread being
+        the largest of their robust spread, the median standard error and 5 % of the
+        median."""
+        med = float(np.median(fit.strengths))
+        mad = 1.4826 * float(np.median(np.abs(fit.strengths - med)))
+        se = float(np.median(self._stderr(fit, sigma)[:, 2]))
+        return med, max(mad, se, 0.05 * med)
+
+    def _odds(self, k: int) -> float:
+        """``2 log(cells / k)``: the chi² a new scatterer must buy against the prior odds of
+        one in a given pixel cell, with ``k`` scatterers among the candidate cells."""
+        cells = (self.model.grid.resolution + 2 * self.margin) ** 2
+        return 2 * np.log(cells / max(k, 1))
 
     def _add(self, fit: Fit, model_img: np.ndarray, y: np.ndarray, sigma: float):
+        """Add scatterers at the strongest residual correlations when the evidence gain
+        ``delta chi² - 2 log(cells / k) - ((s - median) / spread)²`` is positive: the
+        fit's improvement against the prior odds of a scatterer in a pixel cell (k
+        scatterers so far among the candidate cells) and the strength prior."""
         flat = y.ravel()
         resid = y - model_img.reshape(y.shape) - fit.background
         corr = self.op.adjoint(resid)
         z = corr / (sigma * self.cand_norm)
-        med = float(np.median(fit.strengths)) if len(fit.strengths) else 1.0
+        if len(fit.strengths) >= 3:
+            med, spread = self._strength_prior(fit, sigma)
+        else:  # too few to say what is typical: no strength prior
+            med, spread = 1.0, np.inf
         implied = corr / self.cand_norm**2
         ok = (z > self.z_add) & (implied > self.weak_fraction * med)
         if not ok.any():
@@ -184,12 +266,16 @@ class SparseDeconvolution:
                 continue
             pos = np.vstack([best.positions, p])
             s = np.append(best.strengths, implied.ravel()[i])
-            trial, img = self._local(best, best_img, flat, pos, s, p)
-            if self._bic_gain(best.rss, trial.rss, 3, flat.size) > 0:
-                best, best_img, accepted = trial, img, accepted + 1
+            trial = self._local(best, best_img, flat, pos, s, p,
+                                prior=None if np.isinf(spread) else (1, med, (sigma / spread) ** 2))
+            gain = ((best.rss - trial.rss) / sigma**2 - self._odds(len(best.strengths))
+                    - ((trial.strengths[-1] - med) / spread) ** 2)
+            if gain > 0:
+                (best, best_img), accepted = self._commit(flat, trial), accepted + 1
         return (best, best_img) if accepted else None
 
-    def _split(self, fit: Fit, model_img: np.ndarray, y: np.ndarray, sigma: float):
+    def _split(self, fit: Fit, model_img: np.ndarray, y: np.ndarray, sigma: float,
+               refused: list[np.ndarray]):
         flat = y.ravel()
         if len(fit.strengths) < 2:
             return None
@@ -197,24 +283,38 @@ class SparseDeconvolution:
         heavy = np.flatnonzero(fit.strengths > self.split_ratio * med)
         if heavy.size == 0:
             return None
-        mad = 1.4826 * float(np.median(np.abs(fit.strengths - med)))
-        se = float(np.median(standard_errors(self.model, fit, sigma)[:, 2]))
-        spread = max(mad, se, 0.05 * med)
+        med, spread = self._strength_prior(fit, sigma)
+        odds = self._odds(len(fit.strengths))
         best, best_img = fit, model_img
         for target in fit.positions[heavy]:
             j = int(np.argmin(np.hypot(*(best.positions - target).T)))
             centre = best.positions[j].copy()
-            trials = []
+            near = self.model.window(centre, 4)
+            res = near.crop(flat) - near.crop(best_img) - best.background
+            state = np.array([*centre, best.strengths[j], res @ res, spread])
+            if np.all(np.isfinite(state)) and any(
+                    np.hypot(*(r[:2] - state[:2])) < 0.05 * self.model.grid.pitch
+                    and abs(r[2] - state[2]) < 0.05 * med
+                    and np.all(np.abs(r[3:] - state[3:]) < 0.05 * r[3:]) for r in refused):
+                continue  # tried before; neither it, its surroundings nor the prior changed
+            # empirical-Bayes strength prior: one scatterer of twice the typical strength is
+            # less likely than two typical ones (matters when the data alone can't tell);
+            # the two halves are fitted under it (MAP), since the data alone leave the split
+            # of a close pair's total strength loose
+            before = ((best.strengths[j] - med) / spread) ** 2
+            score, trial = -np.inf, None
             for angle, dist in itertools.product(np.arange(4) * np.pi / 4, (0.6, 1.4)):
                 d = dist * np.array([np.cos(angle), np.sin(angle)])
                 pos = np.vstack([np.delete(best.positions, j, 0), centre + d, centre - d])
                 s = np.concatenate([np.delete(best.strengths, j), [best.strengths[j] / 2] * 2])
-                trials.append(self._local(best, best_img, flat, pos, s, centre))
-            trial, img = min(trials, key=lambda t: t[0].rss)
-            # empirical-Bayes strength prior: one scatterer of twice the typical strength is
-            # less likely than two typical ones (matters when the data alone can't tell)
-            prior = ((best.strengths[j] - med) / spread) ** 2 - np.sum(
-                ((trial.strengths[-2:] - med) / spread) ** 2)
-            if self._bic_gain(best.rss, trial.rss, 3, flat.size) + prior > 10:
-                best, best_img = trial, img
+                t = self._local(best, best_img, flat, pos, s, centre,
+                                prior=(2, med, (sigma / spread) ** 2))
+                gain = ((best.rss - t.rss) / sigma**2 - odds + before
+                        - np.sum(((t.strengths[-2:] - med) / spread) ** 2))
+                if gain > score:
+                    score, trial = gain, t
+            if score > 0:
+                best, best_img = self._commit(flat, trial)
+            else:
+                refused.append(state)
         return None if best is fit else (best, best_img)
