@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from qpiset.bench import (aggregate, kernel_nmse, match, markdown_table, nmse, psnr,
-                          score_detections, summarize_records)
+                          run_benchmark, score_detections, summarize_records)
+from qpiset.grid import Grid
 
 TRUTH = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [-20.0, 5.0]])
 
@@ -73,3 +74,15 @@ def test_summary_and_table():
     table = markdown_table(results)
     assert "| m | 1-10 | 1 | 1.000 |" in table and "| m | all | 2 |" in table
     assert "11-50" not in table
+
+
+def test_oracle_reference_is_marked_and_exact_without_noise():
+    from qpiset.physics import FriedelKernel
+    from qpiset.synth import simulate
+
+    ds = simulate(FriedelKernel(), Grid(32, 50.0), n=3, seed=5, min_scatterers=3,
+                  max_scatterers=12)
+    res = run_benchmark(ds, ["oracle"])
+    o = res["methods"]["oracle"]
+    assert o["uses_truth"] is True and o["overall"]["f1"] == 1.0 and o["overall"]["rmse"] < 0.15
+    assert "oracle (uses the truth)" in markdown_table(res)

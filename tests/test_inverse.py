@@ -47,6 +47,38 @@ def test_sparse_with_noise(cu):
     assert _score(ds, found).f1 >= 0.95
 
 
+def test_sparse_in_a_crowded_noisy_image(cu):
+    """100 scatterers at noise 0.3: unresolved pairs must be split, not lost."""
+    ds = simulate(cu, GRID, n=1, seed=23, min_scatterers=100, max_scatterers=100, noise=0.3)
+    found = detect(ds.images, file_kernel(ds.kernel, GRID), GRID, method="sparse")
+    s = _score(ds, found)
+    assert s.f1 >= 0.95 and abs(s.count_error) <= 5
+
+
+def test_sparse_does_not_invent_scatterers_in_heavy_noise(cu):
+    """Noise 1.0 x image std with few scatterers: every extra one must buy its prior odds."""
+    ds = simulate(cu, GRID, n=6, seed=24, min_scatterers=2, max_scatterers=8, noise=1.0)
+    found = detect(ds.images, file_kernel(ds.kernel, GRID), GRID, method="sparse")
+    s = _score(ds, found)
+    assert s.precision >= 0.85 and s.recall >= 0.9
+
+
+def test_refine_strength_prior_is_a_map_fit(cu):
+    from qpiset.inverse.refine import refine
+    from qpiset.synth import render
+
+    pos = np.array([[0.0, 0.0], [1.0, 0.0]])  # a pair closer than a pixel
+    img = render(cu, GRID, pos, strengths=np.array([1.3, 0.7])).ravel()
+    model = PixelModel(cu, GRID)
+    free = refine(model, img, pos, np.array([1.3, 0.7]), max_iter=5)
+    tied = refine(model, img, pos, np.array([1.3, 0.7]), max_iter=30,
+                  prior=([0, 1], 1.0, 1e6))  # prior far stronger than the data
+    assert np.allclose(free.strengths, [1.3, 0.7], atol=1e-3) and free.rss < 1e-6
+    assert np.allclose(tied.strengths, 1.0, atol=0.02)
+    resid = img - model.image(tied.positions, tied.strengths) - tied.background
+    assert tied.rss == pytest.approx(float(resid @ resid))  # rss is the data term only
+
+
 def test_sparse_separates_a_close_pair(cu):
     pos = np.array([[0.3, 0.2], [2.4, 0.9], [-20.0, 15.0], [25.0, -18.0]])
     from qpiset.synth import render

@@ -41,7 +41,7 @@ def wavevector(energy, mass: float, band_bottom: float, gamma: float = 0.0):
 
     Examples
     --------
-    >>> round(wavevector(0.0, 0.38, -0.44).real, 4)   # Cu(111) k_F
+    >>> print(f"{wavevector(0.0, 0.38, -0.44).real:.4f}")   # Cu(111) k_F, 1/Å
     0.2095
     """
     eps = np.asarray(energy, dtype=complex) - band_bottom + 1j * gamma
