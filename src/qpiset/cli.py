@@ -98,9 +98,18 @@ def cli() -> None:
 @click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--max-scatterers", type=click.IntRange(min=1), default=100, show_default=True,
               help="Coordinate slots per row; counts are uniform in [min, max].")
-@click.option("--kernel", "model", type=click.Choice(["friedel"]), default="friedel",
-              show_default=True, help="Kernel model: friedel = T-matrix point scatterer in a "
-                                      "2D surface state.")
+@click.option("--kernel", "model", default="friedel", show_default=True,
+              help="Kernel model (qpiset kernels lists them): friedel = T-matrix point "
+                   "scatterer in a 2D surface state; image = a kernel image (--kernel-file); "
+                   "and the lattice models. Parameters beyond the named flags: --set.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A model parameter (repeatable), e.g. --set t=0.3 --set mu=-0.5; VALUE is "
+                   "read as JSON when it parses (numbers, true/false, null), else as text.")
+@click.option("--kernel-file", type=click.Path(), default=None,
+              help="--kernel image: a .npy image (give --kernel-fov) or a dataset file whose "
+                   "kernel row to use; lattice models: a hopping file.")
+@click.option("--kernel-fov", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Field of view (Å) of a .npy kernel image.")
 @click.option("--material", default="Cu(111)", show_default=True,
               help="Surface-state preset: Cu(111), Ag(111), Au(111); 'none' to give "
                    "--mass and --band-bottom only.")
@@ -131,9 +140,10 @@ def cli() -> None:
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True, help="Row-format lines 1-2: padded to full width or short.")
 @_guarded
-def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, material,
-             energy, mass, band_bottom, phase_shift, potential, scatterer_radius, gamma,
-             decay_length, tip_sigma, strength, noise, workers, layout):
+def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, settings,
+             kernel_file, kernel_fov, material, energy, mass, band_bottom, phase_shift,
+             potential, scatterer_radius, gamma, decay_length, tip_sigma, strength, noise,
+             workers, layout):
     """Simulate a dataset and write it to OUT (.csv, .csv.gz or .npz by suffix).
 
     Defaults reproduce the published set: 64 px over 100 Å, up to 100 scatterers,
@@ -147,16 +157,37 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
+    ctx = click.get_current_context()
+    params = _settings(settings)
+    if model == "friedel":
+        named = dict(material=None if material.lower() == "none" else material, energy=energy,
+                     mass=mass, band_bottom=band_bottom, phase_shift=phase_shift,
+                     potential=potential, scatterer_radius=scatterer_radius, gamma=gamma,
+                     decay_length=decay_length, tip_sigma=tip_sigma)
+        params = {**named, **params}
+    else:
+        friedel_only = ("material", "mass", "band_bottom", "phase_shift", "scatterer_radius",
+                        "gamma", "decay_length", "tip_sigma")
+        given = [f"--{k.replace('_', '-')}" for k in friedel_only
+                 if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: friedel parameters; for --kernel "
+                                   f"{model} use --set KEY=VALUE (qpiset kernels lists them)")
+        if model != "image":
+            params.setdefault("energy", energy)
+        if potential is not None:
+            params.setdefault("potential", potential)
+        if kernel_file is not None:
+            params.setdefault("source" if model == "image" else "hopping_file", kernel_file)
+        if kernel_fov is not None:
+            params.setdefault("fov", kernel_fov)
     try:
-        kernel = make_kernel(
-            model, material=None if material.lower() == "none" else material, energy=energy,
-            mass=mass, band_bottom=band_bottom, phase_shift=phase_shift, potential=potential,
-            scatterer_radius=scatterer_radius, gamma=gamma, decay_length=decay_length,
-            tip_sigma=tip_sigma,
-        )
+        kernel = make_kernel(model, **params)
         grid = Grid(resolution, fov)
-    except ValueError as exc:
-        raise click.UsageError(str(exc))
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(f"--kernel {model}: {exc}")
+    except FileNotFoundError as exc:
+        raise FormatError(exc.filename or kernel_file, None, None, "no such file") from None
     from .pipeline import generate_file
 
     with progress(n, "generate") as bar:
@@ -165,7 +196,93 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
                       noise=WhiteNoise(noise) if noise > 0 else None, threads=workers,
                       layout=layout, on_block=bar.update)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
-               f"{kernel.name} {kernel.material or ''} E={energy:g} eV, seed {seed})")
+               f"{_describe(kernel)}, seed {seed})")
+
+
+def _describe(kernel) -> str:
+    p = kernel.params()
+    if p.get("model") == "friedel":
+        return f"friedel {p.get('material') or ''} E={p['energy']:g} eV"
+    keys = [k for k in ("structure", "pairing", "energy", "source") if p.get(k) is not None]
+    return " ".join([p["model"]] + [f"{k}={p[k]}" for k in keys])
+
+
+def _settings(items) -> dict:
+    """``KEY=VALUE`` pairs as a dict; values parsed as JSON when they parse, else text."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@cli.command("generate-family")
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--kernels", "n_kernels", type=click.IntRange(min=1), default=100,
+              show_default=True, help="Distinct kernels (one file each).")
+@click.option("--n", "n", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Images per kernel.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Family seed: kernels, images and split follow from it.")
+@click.option("--resolution", type=click.IntRange(min=2, max=4096), default=64,
+              show_default=True)
+@click.option("--fov", type=click.FloatRange(min=0, min_open=True), default=400.0,
+              show_default=True, help="Field of view (Å).")
+@click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--max-scatterers", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--models", default=None,
+              help="Comma-separated models to draw from (default: all with a sampler).")
+@click.option("--test-fraction", type=click.FloatRange(min=0, max=1, max_open=True),
+              default=0.2, show_default=True, help="Share of kernels held out for testing.")
+@click.option("--format", "suffix", type=click.Choice([".csv", ".csv.gz", ".npz"]),
+              default=".csv", show_default=True)
+@_guarded
+def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
+                    max_scatterers, models, test_fraction, suffix):
+    """Write OUTDIR/kernel_000.csv ... (one file per kernel) and OUTDIR/index.json."""
+    from .families import generate_family as run
+    from .grid import Grid
+
+    if min_scatterers > max_scatterers:
+        raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
+                                 param_hint="--min-scatterers")
+    names = None if models is None else [m.strip() for m in models.split(",") if m.strip()]
+    try:
+        grid = Grid(resolution, fov)
+        with progress(n_kernels * n, "generate-family") as bar:
+            index = run(outdir, n_kernels, n, seed=seed, grid=grid,
+                        min_scatterers=min_scatterers, max_scatterers=max_scatterers,
+                        models=names, test_fraction=test_fraction, suffix=suffix,
+                        on_images=bar.update)
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
+    click.echo(f"{outdir}: {n_kernels} kernels x {n} images; index.json "
+               f"({len(index['split']['train'])} train, {len(index['split']['test'])} test)")
+
+
+@cli.command("kernels")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def kernels_cmd(as_json):
+    """List the kernel models, their parameters (defaults) and the material presets."""
+    from .physics import describe_kernels
+
+    info = describe_kernels()
+    if as_json:
+        click.echo(json.dumps(info, indent=1, default=str))
+        return
+    for name, entry in info["models"].items():
+        click.echo(f"{name}: {entry['summary']}")
+        for pname, default in entry["parameters"].items():
+            click.echo(f"    {pname} = {default!r}")
+    click.echo("presets (friedel --material):")
+    for name, preset in info["materials"].items():
+        click.echo(f"    {name}: " + ", ".join(f"{k}={v}" for k, v in preset.items()))
 
 
 @cli.command()

@@ -7,7 +7,11 @@ Speed: an isotropic kernel is tabulated once on a fine radial grid
 (:meth:`qpiset.physics.Kernel.radial_table`) and a compiled loop (numba) adds each
 scatterer's contribution with linear interpolation in the table: continuous positions,
 no pixel snapping, maximum error ~1e-5 of the kernel's peak (``benchmarks/`` and
-``tests/test_synth.py`` measure it against exact evaluation).
+``tests/test_synth.py`` measure it against exact evaluation). An anisotropic kernel
+(lattice models, image kernels) is tabulated once on a square 2D grid
+(:meth:`~qpiset.physics.Kernel.grid_table`, step ``kernel.default_step()``) and
+interpolated by cubic convolution (Keys 1981; third-order accurate). Scatterers of a
+kernel with a crystal ``lattice`` are placed on lattice sites (:func:`snap_to_lattice`).
 
 Reproducibility: image ``i`` belongs to block ``i // BLOCK``; each block draws from its own
 ``numpy.random.SeedSequence(seed, spawn_key=(block,))``, geometry and noise from separate
@@ -28,7 +32,8 @@ from .dataset import Dataset
 from .grid import Grid
 from .physics import Kernel
 
-__all__ = ["render", "render_batch", "simulate", "simulate_blocks", "WhiteNoise", "BLOCK"]
+__all__ = ["render", "render_batch", "simulate", "simulate_blocks", "WhiteNoise", "BLOCK",
+           "snap_to_lattice"]
 
 #: Images per seeding block (fixed: part of the reproducibility contract).
 BLOCK = 256
@@ -63,9 +68,88 @@ def _accumulate_batch(out, x, pos, strength, counts, table, slope, inv_step):  #
         _accumulate(out[n], x, pos[n], strength[n], counts[n], table, slope, inv_step)
 
 
+@numba.njit(cache=True, inline="always")
+def _cubic_weights(f):  # pragma: no cover - jit
+    """Keys' cubic convolution weights (a = -1/2) of the 4 samples around a point at
+    fraction ``f`` in [0, 1) past the second one: third-order accurate."""
+    f2 = f * f
+    f3 = f2 * f
+    return (-0.5 * f3 + f2 - 0.5 * f, 1.5 * f3 - 2.5 * f2 + 1.0,
+            -1.5 * f3 + 2.0 * f2 + 0.5 * f, 0.5 * f3 - 0.5 * f2)
+
+
+@numba.njit(cache=True, fastmath=True, boundscheck=False)
+def _accumulate_2d(img, x, pos, strength, count, table, inv_step, centre):  # pragma: no cover
+    """img[ix, iy] += s_j K(x[ix] - x_j, x[iy] - y_j) by cubic convolution in a 2D table
+    [iy, ix] whose sample (centre, centre) is K(0, 0); zero outside the table."""
+    res = x.shape[0]
+    last = table.shape[0] - 2
+    wu = np.empty((res, 4))
+    iu = np.empty(res, np.int64)
+    for j in range(count):
+        px = pos[j, 0]
+        py = pos[j, 1]
+        s = strength[j]
+        for ix in range(res):
+            u = (x[ix] - px) * inv_step + centre
+            iu[ix] = -1
+            if u >= 1.0 and u < last:
+                i = np.int64(u)
+                iu[ix] = i
+                w0, w1, w2, w3 = _cubic_weights(u - i)
+                wu[ix, 0], wu[ix, 1], wu[ix, 2], wu[ix, 3] = w0, w1, w2, w3
+        for iy in range(res):
+            v = (x[iy] - py) * inv_step + centre
+            if v < 1.0 or v >= last:
+                continue
+            k = np.int64(v)
+            v0, v1, v2, v3 = _cubic_weights(v - k)
+            for ix in range(res):
+                i = iu[ix]
+                if i < 0:
+                    continue
+                acc = 0.0
+                for dv in range(4):
+                    row = k - 1 + dv
+                    r = (wu[ix, 0] * table[row, i - 1] + wu[ix, 1] * table[row, i]
+                         + wu[ix, 2] * table[row, i + 1] + wu[ix, 3] * table[row, i + 2])
+                    acc += (v0 if dv == 0 else v1 if dv == 1 else v2 if dv == 2 else v3) * r
+                img[ix, iy] += np.float32(s * acc)
+
+
+@numba.njit(cache=True, parallel=True)
+def _accumulate_batch_2d(out, x, pos, strength, counts, table, inv_step, centre):  # pragma: no cover
+    for n in numba.prange(out.shape[0]):
+        _accumulate_2d(out[n], x, pos[n], strength[n], counts[n], table, inv_step, centre)
+
+
+#: Largest 2D kernel table (samples per side) before its step is coarsened.
+MAX_GRID_TABLE = 4001
+
+
+def _grid_table_for(kernel: Kernel, reach: float):
+    step = kernel.default_step()
+    step = max(step, 2 * reach / (MAX_GRID_TABLE - 1))
+    table = kernel.grid_table(reach, step)
+    return (table.values.astype(np.float32), np.float64(1.0 / table.step),
+            np.float64(table.half_width / table.step))
+
+
+def snap_to_lattice(positions: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """Move positions (k, 2) Å to the nearest lattice translation ``n1 a1 + n2 a2`` (rows
+    of ``lattice``): scatterers of a crystal sit on sites equivalent to the kernel's own.
+
+    Examples
+    --------
+    >>> snap_to_lattice(np.array([[1.1, -2.6]]), 2.5 * np.eye(2)).tolist()
+    [[0.0, -2.5]]
+    """
+    lattice = np.asarray(lattice, float)
+    frac = np.linalg.solve(lattice.T, np.asarray(positions, float).reshape(-1, 2).T)
+    return (np.rint(frac).T @ lattice) + 0.0
+
+
 def _table_for(kernel: Kernel, grid: Grid, reach: float):
-    if not kernel.isotropic:
-        raise ValueError(f"kernel {kernel.name!r} is not isotropic; no fast path yet")
     table = kernel.radial_table(reach)
     values = table.values.astype(np.float32)
     slope = np.empty_like(values)
@@ -120,16 +204,22 @@ def render_batch(
     if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(amp)):
         raise ValueError("positions and strengths must be finite")
     reach = np.sqrt(2.0) * (grid.fov / 2 + far) + 1.0
-    table, slope, inv_step = _table_for(kernel, grid, reach)
     out = np.zeros((n, grid.resolution, grid.resolution), dtype=np.float32)
-    x = grid.x.astype(np.float32)
     if threads is not None and int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads!r}")
     previous = numba.get_num_threads()
     if threads:  # numba's thread count is per calling thread; restored below
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
-        _accumulate_batch(out, x, pos, amp, counts, table, slope, inv_step)
+        if kernel.isotropic:
+            table, slope, inv_step = _table_for(kernel, grid, reach)
+            _accumulate_batch(out, grid.x.astype(np.float32), pos, amp, counts, table, slope,
+                              inv_step)
+        else:  # 2D table, cubic convolution; reach along the axes suffices for a square table
+            reach = grid.fov / 2 + far + 1.0
+            table, inv_step, centre = _grid_table_for(kernel, reach)
+            _accumulate_batch_2d(out, grid.x.astype(np.float64), pos, amp, counts, table,
+                                 inv_step, centre)
     finally:
         numba.set_num_threads(previous)
     # the loop fills [ix, iy] (the file's column-major order); memory order is [iy, ix]
@@ -214,7 +304,10 @@ def simulate_blocks(
         positions, strengths = [], []
         for _ in range(start, stop):
             k = int(rng.integers(min_scatterers, max_scatterers + 1))
-            positions.append(rng.uniform(-half, half, (k, 2)))
+            p = rng.uniform(-half, half, (k, 2))
+            if kernel.lattice is not None:
+                p = snap_to_lattice(p, kernel.lattice)
+            positions.append(p)
             strengths.append(_strength_draw(strength, k, rng))
         images = render_batch(kernel, grid, positions, strengths, threads=threads)
         if noise is not None and noise.fraction > 0:

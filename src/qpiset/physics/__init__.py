@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Kernel, RadialTable, gaussian_blur_radial
+from .base import GridTable, Kernel, RadialTable, gaussian_blur_radial
 from .constants import HBAR2_OVER_2ME
 from .friedel import FriedelKernel, phase_shift_from_potential, wavevector
+from .image import ImageKernel
 from .materials import MATERIALS, SurfaceState, material
 
 __all__ = [
-    "Kernel", "RadialTable", "FriedelKernel", "KERNELS", "MATERIALS", "SurfaceState",
+    "Kernel", "RadialTable", "GridTable", "FriedelKernel", "ImageKernel", "KERNELS", "MATERIALS", "SurfaceState",
     "HBAR2_OVER_2ME", "make_kernel", "material", "wavevector", "phase_shift_from_potential",
-    "gaussian_blur_radial",
+    "gaussian_blur_radial", "describe_kernels",
 ]
 
 #: Kernel models by name.
-KERNELS: dict[str, type[Kernel]] = {FriedelKernel.name: FriedelKernel}
+KERNELS: dict[str, type[Kernel]] = {FriedelKernel.name: FriedelKernel,
+                                     ImageKernel.name: ImageKernel}
 
 
 def make_kernel(model: str = "friedel", **params: Any) -> Kernel:
@@ -37,3 +39,28 @@ def make_kernel(model: str = "friedel", **params: Any) -> Kernel:
     except KeyError:
         raise ValueError(f"unknown kernel model {model!r}; models: {', '.join(KERNELS)}") from None
     return cls(**params)
+
+
+def describe_kernels() -> dict[str, Any]:
+    """The models (summary line, constructor parameters with defaults) and the material
+    presets, for ``qpiset kernels``.
+
+    Examples
+    --------
+    >>> info = describe_kernels()
+    >>> info["models"]["friedel"]["parameters"]["material"]
+    'Cu(111)'
+    """
+    import inspect
+
+    models = {}
+    for name, cls in KERNELS.items():
+        sig = inspect.signature(cls.__init__)
+        params = {p.name: (None if p.default is inspect.Parameter.empty else p.default)
+                  for p in list(sig.parameters.values())[1:]
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        summary = (inspect.getdoc(cls) or "").splitlines()[0] if inspect.getdoc(cls) else ""
+        models[name] = {"summary": summary, "parameters": params}
+    materials = {m.name: {"mass": m.mass, "band_bottom": m.band_bottom}
+                 for m in MATERIALS.values()}
+    return {"models": models, "materials": materials}

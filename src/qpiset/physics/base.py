@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Kernel", "RadialTable", "gaussian_blur_radial"]
+__all__ = ["Kernel", "RadialTable", "GridTable", "gaussian_blur_radial"]
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,39 @@ class RadialTable:
         return np.interp(r / self.step, np.arange(self.values.size), self.values)
 
 
+@dataclass(frozen=True)
+class GridTable:
+    """Samples ``values[iy, ix] = K(-h + ix step, -h + iy step)`` of a kernel on the square
+    ``[-h, h]²`` (``h = half_width``), for fast rendering of anisotropic kernels."""
+
+    step: float  # Å
+    half_width: float  # Å
+    values: np.ndarray  # float64 (n, n), [iy, ix]
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation in the table, zero outside it (for checks)."""
+        from scipy.ndimage import map_coordinates
+
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        coords = np.stack([(y + self.half_width) / self.step, (x + self.half_width) / self.step])
+        return map_coordinates(self.values, coords.reshape(2, -1), order=1, mode="constant",
+                               cval=0.0).reshape(x.shape)
+
+
 class Kernel(ABC):
     """A single-scatterer pattern ``K(x, y)``: the LDOS change around one scatterer at (0, 0).
 
-    Subclasses give :meth:`radial` (isotropic kernels) and :meth:`params`.
-    Coordinates are continuous, in Å; values are dimensionless (``delta rho / rho0``).
+    Subclasses give :meth:`radial` (isotropic kernels; the azimuthal average for the
+    others, which also override :meth:`evaluate` and set ``isotropic = False``) and
+    :meth:`params`. Coordinates are continuous, in Å; values are dimensionless
+    (``delta rho / rho0``). A kernel that lives on a crystal lattice sets ``lattice`` to its
+    lattice vectors (rows, Å): scatterers then sit on lattice sites.
     """
 
     #: The model's name as used by ``qpiset generate --kernel``.
     name: str = ""
     isotropic: bool = True
+    lattice: np.ndarray | None = None
 
     @abstractmethod
     def radial(self, r: np.ndarray) -> np.ndarray:
@@ -67,6 +90,24 @@ class Kernel(ABC):
         values.setflags(write=False)
         table = RadialTable(step, values)
         cache[(step, n)] = table
+        return table
+
+    def grid_table(self, half_width: float, step: float | None = None) -> GridTable:
+        """Tabulate :meth:`evaluate` on the square ``[-half_width, half_width]²`` (for
+        anisotropic kernels); cached like :meth:`radial_table`."""
+        step = float(step or self.default_step())
+        n = 2 * int(np.ceil(half_width / step)) + 1
+        h = step * (n // 2)
+        cache = self.__dict__.setdefault("_grid_tables", {})
+        for (s, hh), table in cache.items():
+            if s == step and hh >= h:
+                return table
+        axis = np.arange(n) * step - h
+        X, Y = np.meshgrid(axis, axis)
+        values = np.asarray(self.evaluate(X, Y), dtype=np.float64)
+        values.setflags(write=False)
+        table = GridTable(step, h, values)
+        cache[(step, h)] = table
         return table
 
     def __repr__(self) -> str:

@@ -1,0 +1,130 @@
+"""A kernel given as an image: a user's measured or computed single-scatterer pattern.
+
+The image (``.npy``, or the kernel row of any dataset file qpiset reads) is interpolated
+by a bicubic spline, so scatterers can sit at continuous positions; no isotropy is
+assumed. The pattern is known only on the sampled square: beyond it the kernel is zero,
+reached through a cosine taper over the outer ``taper`` fraction of the half-width (a
+step would ring in q-space). For an isotropic kernel known from a file, the detectors'
+:class:`~qpiset.physics.sampled.SampledKernel` extends it further by Friedel asymptotics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import RectBivariateSpline
+
+from .base import Kernel
+
+__all__ = ["ImageKernel", "load_kernel_image"]
+
+
+def load_kernel_image(source: str | Path, fov: float | None = None) -> tuple[np.ndarray, float]:
+    """``(image [iy, ix] centred on the scatterer, fov in Å)`` from ``source``: a ``.npy``
+    array (then ``fov`` is required) or a dataset file (its kernel row and grid)."""
+    path = Path(source)
+    if path.suffix == ".npy":
+        if fov is None:
+            raise ValueError(f"{path}: a .npy kernel needs its field of view (fov, Å)")
+        image = np.load(path, allow_pickle=False)
+        if image.ndim != 2 or image.shape[0] != image.shape[1] or image.shape[0] < 4:
+            raise ValueError(f"{path}: expected a square 2D array, got shape {image.shape}")
+        if not np.all(np.isfinite(image)):
+            raise ValueError(f"{path}: the kernel image has non-finite values")
+        return np.asarray(image, float), float(fov)
+    from ..io import read
+
+    ds = read(path)
+    return ds.kernel, ds.grid.fov
+
+
+class ImageKernel(Kernel):
+    """Kernel from an image, bicubic spline interpolation, tapered to zero at its edge.
+
+    Parameters
+    ----------
+    source : str or Path, optional
+        ``.npy`` file or dataset file to take the image from (recorded in ``params``).
+    fov : float, optional
+        Field of view of the image (Å; required for ``.npy`` and ``image``).
+    image : ndarray, optional
+        The image itself ``[iy, ix]``, scatterer at its centre, instead of ``source``.
+    taper : float
+        Fraction of the half-width over which the pattern is brought to zero.
+
+    Examples
+    --------
+    >>> from qpiset.grid import Grid
+    >>> g = Grid(32, 50.0)
+    >>> X, Y = g.meshgrid()
+    >>> K = ImageKernel(image=np.cos(X / 3) * np.exp(-(X**2 + Y**2) / 200), fov=50.0)
+    >>> bool(abs(K.evaluate(g.x[16], g.x[16]) - np.cos(g.x[16] / 3) * np.exp(-2 * g.x[16]**2 / 200)) < 1e-12)
+    True
+    """
+
+    name = "image"
+    isotropic = False
+
+    def __init__(self, source: str | Path | None = None, fov: float | None = None,
+                 image: np.ndarray | None = None, taper: float = 0.1) -> None:
+        if (source is None) == (image is None):
+            raise ValueError("give either source (a .npy or dataset file) or image")
+        self.source = None if source is None else str(source)
+        if image is None:
+            image, fov = load_kernel_image(self.source, fov)
+        elif fov is None:
+            raise ValueError("an image kernel needs its field of view (fov, Å)")
+        image = np.asarray(image, dtype=float)
+        if image.ndim != 2 or image.shape[0] != image.shape[1] or image.shape[0] < 4:
+            raise ValueError(f"expected a square 2D image, got shape {image.shape}")
+        if not (np.isfinite(fov) and fov > 0):
+            raise ValueError(f"fov must be > 0, got {fov!r}")
+        if not 0 <= taper < 1:
+            raise ValueError(f"taper must be in [0, 1), got {taper!r}")
+        self.fov, self.taper, self.image = float(fov), float(taper), image
+        n = image.shape[0]
+        self.axis = np.linspace(-self.fov / 2, self.fov / 2, n)
+        self._spline = RectBivariateSpline(self.axis, self.axis, image, kx=3, ky=3, s=0)
+
+    @property
+    def extent(self) -> float:
+        """Half-width (Å) of the square where the pattern is known."""
+        return self.fov / 2
+
+    def _window(self, u: np.ndarray) -> np.ndarray:
+        """1 inside, cosine to 0 over the outer ``taper`` of the half-width, 0 outside."""
+        h = self.fov / 2
+        w = self.taper * h
+        a = np.abs(u)
+        if w == 0:
+            return (a <= h).astype(float)
+        t = np.clip((a - (h - w)) / w, 0.0, 1.0)
+        return 0.5 * (1 + np.cos(np.pi * t))
+
+    def evaluate(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        h = self.fov / 2
+        inside = (np.abs(x) <= h) & (np.abs(y) <= h)
+        out = np.zeros(x.shape)
+        if inside.any():
+            xi, yi = x[inside], y[inside]
+            out[inside] = self._spline.ev(yi, xi) * self._window(xi) * self._window(yi)
+        return out
+
+    def radial(self, r):
+        """Azimuthal average over 64 directions."""
+        r = np.asarray(r, float)
+        phi = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        vals = self.evaluate(r[..., None] * np.cos(phi), r[..., None] * np.sin(phi))
+        return vals.mean(axis=-1)
+
+    def default_step(self) -> float:
+        return float(self.axis[1] - self.axis[0]) / 8
+
+    def params(self) -> dict[str, Any]:
+        if self.source is None:
+            raise ValueError("an ImageKernel made from an array has no source to record; "
+                             "save the image (.npy) and pass source=")
+        return {"model": self.name, "source": self.source, "fov": self.fov, "taper": self.taper}

@@ -1,0 +1,96 @@
+"""Shared machinery of the lattice models: Green's functions by FFT over a k-grid, the
+impurity T-matrix, and the projection of site values onto continuous coordinates.
+
+Conventions (used by :mod:`.lattice` and :mod:`.superconductor`):
+
+- Real-space lattice vectors ``a1, a2`` are the rows of ``A`` (Å); orbital ``a`` of cell
+  ``R = (n1, n2)`` sits at ``n1 a1 + n2 a2 + tau[a]``.
+- A Bloch Hamiltonian is given on the ``N x N`` grid of phases
+  ``theta = 2 pi (i1, i2) / N`` (``theta . R`` is the phase of cell ``R``) in the periodic
+  gauge: ``H(theta) = sum_R t(R) exp(i theta . R)``, an array ``(N, N, m, m)``.
+- ``G(R) = (1/N²) sum_theta exp(i theta . R) (E + i eta - H(theta))^-1`` (numpy's ``ifft2``
+  over the two phase axes), indexed ``[n1 mod N, n2 mod N, a, b]``: the propagator from
+  orbital ``b`` of cell 0 to orbital ``a`` of cell ``R``.
+- One impurity at cell 0 with potential matrix ``V`` (``m x m``): ``T = V (1 - G(0) V)^-1``
+  (Dyson equation summed exactly), and ``delta G(R, R') = G(R) T G(-R')``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["greens_function", "t_matrix", "delta_site_ldos", "site_positions",
+           "project_gaussian"]
+
+
+def greens_function(hk: np.ndarray, energy: float, eta: float) -> np.ndarray:
+    """Real-space lattice Green's function ``G(R)`` ``(N, N, m, m)`` from the Bloch
+    Hamiltonian ``hk`` ``(N, N, m, m)`` at complex energy ``energy + i eta`` (eV)."""
+    hk = np.asarray(hk)
+    m = hk.shape[-1]
+    z = (energy + 1j * eta) * np.eye(m)
+    gk = np.linalg.inv(z - hk)
+    return np.fft.ifft2(gk, axes=(0, 1))
+
+
+def t_matrix(g0: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``T = V (1 - G0(R=0) V)^-1`` for an impurity potential ``v`` (``m x m``) at cell 0."""
+    v = np.atleast_2d(np.asarray(v, dtype=complex))
+    local = g0[0, 0]
+    return v @ np.linalg.inv(np.eye(len(v)) - local @ v)
+
+
+def delta_site_ldos(g0: np.ndarray, t: np.ndarray, orbitals=None) -> np.ndarray:
+    """``delta rho_a(R) = -(1/pi) Im [G(R) T G(-R)]_aa`` on every cell, ``(N, N, m)``.
+
+    ``orbitals``: restrict the trace to these diagonal entries (e.g. the electron part of a
+    Nambu matrix); default all.
+    """
+    n1, n2 = g0.shape[:2]
+    back = g0[(-np.arange(n1)) % n1][:, (-np.arange(n2)) % n2]  # G(-R)
+    dg = np.einsum("xyab,bc,xycd->xyad", g0, t, back)
+    diag = np.einsum("xyaa->xya", dg)
+    if orbitals is not None:
+        diag = diag[..., list(orbitals)]
+    return -diag.imag / np.pi
+
+
+def site_positions(lattice: np.ndarray, tau: np.ndarray, n: int) -> np.ndarray:
+    """Positions (Å) ``(n, n, m, 2)`` of every orbital for cells ``R`` wrapped to the
+    centred range ``-n/2 <= n_i < n/2`` (so the impurity at cell 0 is in the middle)."""
+    idx = np.arange(n)
+    idx = np.where(idx < (n + 1) // 2, idx, idx - n)
+    c1, c2 = np.meshgrid(idx, idx, indexing="ij")
+    cells = c1[..., None] * lattice[0] + c2[..., None] * lattice[1]  # (n, n, 2)
+    return cells[:, :, None, :] + np.asarray(tau, float)[None, None, :, :]
+
+
+def project_gaussian(values: np.ndarray, positions: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     sigma: float, cutoff: float = 5.0) -> np.ndarray:
+    """``f(x, y) = sum_s values[s] g(r - positions[s])`` with the normalised 2D Gaussian
+    ``g`` of width ``sigma`` (Å): site values as densities of Gaussian (Wannier-like)
+    orbitals, so the lattice constant and the pixel pitch are independent.
+
+    Sites farther than ``cutoff * sigma`` from a point are ignored (``exp(-12.5)``).
+    """
+    values = np.asarray(values, float).ravel()
+    positions = np.asarray(positions, float).reshape(-1, 2)
+    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+    pts = np.stack([x.ravel(), y.ravel()], axis=1)
+    out = np.zeros(len(pts))
+    tree = cKDTree(positions)
+    norm = 1.0 / (2 * np.pi * sigma * sigma)
+    span = np.ptp(positions, axis=0)
+    density = len(positions) / max(float(span[0] * span[1]), 1e-12)
+    k = int(min(len(positions), 2 * density * np.pi * (cutoff * sigma) ** 2 + 16))
+    chunk = 200_000
+    for start in range(0, len(pts), chunk):
+        block = pts[start:start + chunk]
+        dist, idx = tree.query(block, k=k,
+                               distance_upper_bound=cutoff * sigma)
+        ok = np.isfinite(dist)
+        w = np.where(ok, np.exp(-0.5 * (np.where(ok, dist, 0.0) / sigma) ** 2), 0.0)
+        vals = values[np.where(ok, idx, 0)]
+        out[start:start + chunk] = norm * np.sum(w * vals, axis=1)
+    return out.reshape(x.shape)
