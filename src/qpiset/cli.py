@@ -133,8 +133,11 @@ def cli() -> None:
               help="Gaussian tip broadening (Å).")
 @click.option("--strength", default="1", callback=_strength, show_default=True,
               help="Scatterer strength: fixed value or LO:HI drawn uniformly.")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="White Gaussian noise, as a fraction of each clean image's std.")
+@click.option("--noise", default="0", show_default=True, callback=lambda c, p, v: _noise(v),
+              help="Noise and instrument, applied in order: a number F (white noise, F x "
+                   "each clean image's std), or items like white:0.1,lines:0.05:0.2 — white:F, "
+                   "snr:S, pink:F[:alpha] (1/f along the scan), lines:F[:jitter Å], "
+                   "blur:sigma Å, setpoint:c.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads for rendering (default: all cores); output does not depend on it.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
@@ -152,8 +155,6 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     """
     from .grid import Grid
     from .physics import make_kernel
-    from .synth import WhiteNoise
-
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
@@ -193,7 +194,7 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
                       max_scatterers=max_scatterers, strength=strength,
-                      noise=WhiteNoise(noise) if noise > 0 else None, threads=workers,
+                      noise=noise, threads=workers,
                       layout=layout, on_block=bar.update)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
                f"{_describe(kernel)}, seed {seed})")
@@ -205,6 +206,20 @@ def _describe(kernel) -> str:
         return f"friedel {p.get('material') or ''} E={p['energy']:g} eV"
     keys = [k for k in ("structure", "pairing", "energy", "source") if p.get(k) is not None]
     return " ".join([p["model"]] + [f"{k}={p[k]}" for k in keys])
+
+
+def _noise(spec: str):
+    """The --noise spec as a noise model (None for none); a single item stays unwrapped, so
+    ``--noise 0.1`` records ``{"model": "white", "fraction": 0.1}`` as before."""
+    from .noise import parse_noise
+
+    try:
+        chain = parse_noise(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--noise")
+    if chain is not None and len(chain.models) == 1:
+        return chain.models[0]
+    return chain
 
 
 def _settings(items) -> dict:
@@ -242,9 +257,11 @@ def _settings(items) -> dict:
               default=0.2, show_default=True, help="Share of kernels held out for testing.")
 @click.option("--format", "suffix", type=click.Choice([".csv", ".csv.gz", ".npz"]),
               default=".csv", show_default=True)
+@click.option("--noise", default="0", show_default=True, callback=lambda c, p, v: _noise(v),
+              help="Noise and instrument spec, as for generate.")
 @_guarded
 def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
-                    max_scatterers, models, test_fraction, suffix):
+                    max_scatterers, models, test_fraction, suffix, noise):
     """Write OUTDIR/kernel_000.csv ... (one file per kernel) and OUTDIR/index.json."""
     from .families import generate_family as run
     from .grid import Grid
@@ -259,7 +276,7 @@ def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
             index = run(outdir, n_kernels, n, seed=seed, grid=grid,
                         min_scatterers=min_scatterers, max_scatterers=max_scatterers,
                         models=names, test_fraction=test_fraction, suffix=suffix,
-                        on_images=bar.update)
+                        noise=noise, on_images=bar.update)
     except ValueError as exc:
         raise click.UsageError(str(exc))
     click.echo(f"{outdir}: {n_kernels} kernels x {n} images; index.json "
@@ -627,7 +644,15 @@ def demo(out, n, seed, bench_images):
              bench_images=bench_images)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as ``warning: message`` on stderr (no source lines for users)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     cli(prog_name="qpiset")
 
 

@@ -12,14 +12,15 @@ from .grid import Grid
 from .io import file_format, summarize, write, write_stream
 from .io.errors import FormatError
 from .physics import FriedelKernel, Kernel
-from .synth import WhiteNoise, generation_meta, kernel_image, simulate, simulate_blocks
+from .noise import NoiseModel
+from .synth import generation_meta, kernel_image, simulate, simulate_blocks
 
 __all__ = ["generate_file", "run_demo"]
 
 
 def generate_file(
     path, kernel: Kernel, grid: Grid, n: int, *, seed: int = 0, min_scatterers: int = 1,
-    max_scatterers: int = 100, strength=1.0, noise: WhiteNoise | None = None,
+    max_scatterers: int = 100, strength=1.0, noise: NoiseModel | None = None,
     threads: int | None = None, layout: str = "padded",
     on_block: Callable[[int], object] | None = None,
 ) -> None:

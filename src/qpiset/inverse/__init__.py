@@ -39,9 +39,25 @@ DETECTORS: dict[str, type] = {"matched": MatchedFilter, "sparse": SparseDeconvol
 KERNEL_METHODS = ("lsq", "blind")
 
 
+#: Relative spread of the kernel row around its rings above which the file's kernel is
+#: called anisotropic (a lattice model, say): the isotropic model then misfits it.
+ANISOTROPY_WARNING = 0.02
+
+
 def file_kernel(kernel_image: np.ndarray, grid: Grid) -> Kernel:
-    """The continuous kernel model made from a file's kernel row (see module docs)."""
-    return SampledKernel.from_image(kernel_image, grid)
+    """The continuous kernel model made from a file's kernel row (see module docs).
+
+    It is isotropic; a kernel row whose values spread around its rings by more than
+    :data:`ANISOTROPY_WARNING` of the peak gets a warning (the detectors will misfit it).
+    """
+    kernel = SampledKernel.from_image(kernel_image, grid)
+    if kernel.anisotropy > ANISOTROPY_WARNING:
+        import warnings
+
+        warnings.warn(f"the kernel row is anisotropic (spread {kernel.anisotropy:.2g} of its "
+                      "peak around rings); the detectors model it as isotropic",
+                      stacklevel=2)
+    return kernel
 
 
 def make_detector(method: str, kernel: Kernel, grid: Grid, **options) -> Callable:

@@ -61,6 +61,10 @@ class PixelModel:
     """
 
     def __init__(self, kernel: Kernel, grid: Grid, reach: float | None = None) -> None:
+        if not kernel.isotropic:
+            raise ValueError(f"the detectors model isotropic kernels only; {kernel.name!r} is "
+                             "anisotropic (use the file's kernel row, which they treat as "
+                             "isotropic, or an isotropic model)")
         self.kernel = kernel
         self.grid = grid
         reach = reach or np.sqrt(2.0) * 1.5 * grid.fov + 1.0
