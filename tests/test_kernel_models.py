@@ -136,3 +136,21 @@ def test_generate_family_is_reproducible_with_an_index(tmp_path, run):
         assert ds.meta["kernel"] == e["kernel"] and ds.grid.fov == 200
         assert np.allclose(ds.kernel, kernel_image(make_kernel(**e["kernel"]), ds.grid))
     run("generate-family", tmp_path / "c", "--kernels", 2, "--models", "nope", code=2)
+
+
+def test_generate_with_a_lattice_model(tmp_path, run):
+    from qpiset.physics import LatticeKernel
+
+    out = tmp_path / "lat.csv"
+    run("generate", out, "--n", 2, "--resolution", 32, "--fov", 30, "--max-scatterers", 4,
+        "--kernel", "lattice", "--set", "structure=square", "--set", "mu=-1",
+        "--set", "reach=40", "--energy", 0.1)
+    ds = qpiset.read(out)
+    K = make_kernel(**ds.meta["kernel"])
+    assert isinstance(K, LatticeKernel) and K.mu == -1 and K.energy == 0.1
+    for p in ds.positions:  # on the 2.5 Å square lattice
+        assert np.allclose(p / 2.5, np.rint(p / 2.5), atol=1e-9)
+    X, Y = ds.grid.meshgrid()
+    assert np.max(np.abs(ds.kernel - K.evaluate(X, Y))) < 1e-3 * np.max(np.abs(ds.kernel))
+    fig = ds.plot(0, kernel_model=K)  # no 2k_F circle for a lattice model
+    assert all(not p.get_label().startswith("2k_F") for ax in fig.axes for p in ax.patches)

@@ -13,16 +13,19 @@ from .base import GridTable, Kernel, RadialTable, gaussian_blur_radial
 from .constants import HBAR2_OVER_2ME
 from .friedel import FriedelKernel, phase_shift_from_potential, wavevector
 from .image import ImageKernel
+from .lattice import LatticeKernel, TightBinding
 from .materials import MATERIALS, SurfaceState, material
 
 __all__ = [
-    "Kernel", "RadialTable", "GridTable", "FriedelKernel", "ImageKernel", "KERNELS", "MATERIALS", "SurfaceState",
+    "Kernel", "RadialTable", "GridTable", "FriedelKernel", "ImageKernel", "LatticeKernel",
+    "TightBinding", "KERNELS", "MATERIALS", "SurfaceState",
     "HBAR2_OVER_2ME", "make_kernel", "material", "wavevector", "phase_shift_from_potential",
     "gaussian_blur_radial", "describe_kernels",
 ]
 
 #: Kernel models by name.
 KERNELS: dict[str, type[Kernel]] = {FriedelKernel.name: FriedelKernel,
+                                     LatticeKernel.name: LatticeKernel,
                                      ImageKernel.name: ImageKernel}
 
 

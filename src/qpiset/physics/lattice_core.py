@@ -7,7 +7,9 @@ Conventions (used by :mod:`.lattice` and :mod:`.superconductor`):
   ``R = (n1, n2)`` sits at ``n1 a1 + n2 a2 + tau[a]``.
 - A Bloch Hamiltonian is given on the ``N x N`` grid of phases
   ``theta = 2 pi (i1, i2) / N`` (``theta . R`` is the phase of cell ``R``) in the periodic
-  gauge: ``H(theta) = sum_R t(R) exp(i theta . R)``, an array ``(N, N, m, m)``.
+  gauge: ``H(theta) = sum_R t(R) exp(i theta . R)`` with ``t(R) = <0|H|R>`` (the hopping
+  from cell ``R`` to cell 0; equivalently ``sum_n <R+n|H|R> exp(-i theta . n)``), an array
+  ``(N, N, m, m)``.
 - ``G(R) = (1/N²) sum_theta exp(i theta . R) (E + i eta - H(theta))^-1`` (numpy's ``ifft2``
   over the two phase axes), indexed ``[n1 mod N, n2 mod N, a, b]``: the propagator from
   orbital ``b`` of cell 0 to orbital ``a`` of cell ``R``.

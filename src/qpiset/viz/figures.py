@@ -130,7 +130,10 @@ def power_spectrum(images, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 
 def ring_of(kernel_model=None, kernel_image=None, grid: Grid | None = None) -> tuple[float, str] | None:
     """``(q, label)`` of the expected ``2 k_F`` ring: from the model's wave vector when it
-    has one, else estimated from the kernel image's spectrum, else None."""
+    has one, else estimated from the kernel image's spectrum; None for an anisotropic
+    (lattice) model, whose Fermi surface is not a circle."""
+    if kernel_model is not None and not kernel_model.isotropic:
+        return None  # a lattice model's Fermi surface is no circle
     k = getattr(kernel_model, "k", None)
     if k is not None:
         return 2 * float(np.real(k)), "2k_F (model)"

@@ -227,12 +227,13 @@ def build_report(ds, *, label: str = "dataset", results: dict | None = None,
         parts += ["<h2>Gallery</h2>", "<p>Black circles: the file's scatterer positions.</p>",
                   '<div class="gallery">' + "".join(_img(_thumb(ds, int(i)), f"image {i}")
                                                     for i in idx) + "</div>"]
-        q_ring, ring_label = ring_of(kernel_model, ds.kernel, ds.grid)
+        ring = ring_of(kernel_model, ds.kernel, ds.grid)
+        caption = "Mean |FT|² of the images (mean removed per image)"
+        if ring is not None:
+            caption += (f": Friedel oscillations put a ring at q = 2k_F; dashed: {ring[1]} = "
+                        f"{ring[0]:.3f} Å⁻¹ (period π/k_F = {2 * np.pi / ring[0]:.2f} Å).")
         parts += ["<h2>q-space</h2>",
-                  _img(_spectrum_figure(ds, kernel_model), "mean power spectrum",
-                       "Mean |FT|² of the images (mean removed per image): Friedel "
-                       f"oscillations put a ring at q = 2k_F; dashed: {ring_label} = "
-                       f"{q_ring:.3f} Å⁻¹ (period π/k_F = {2 * np.pi / q_ring:.2f} Å)."),
+                  _img(_spectrum_figure(ds, kernel_model), "mean power spectrum", caption),
                   _img(figure_show(ds, int(idx[0]), kernel_model=kernel_model),
                        f"image {idx[0]} in detail")]
     if results:
