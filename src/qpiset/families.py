@@ -24,7 +24,7 @@ from .physics import KERNELS, MATERIALS, make_kernel
 __all__ = ["SAMPLERS", "sample_family", "generate_family"]
 
 
-def _friedel(rng: np.random.Generator) -> dict[str, Any]:
+def _friedel(rng: np.random.Generator, fov: float) -> dict[str, Any]:
     """A surface state (Cu/Ag/Au(111)) at an energy in its band, with a phase shift,
     a lifetime and a tip width drawn from ranges seen in experiments."""
     name = str(rng.choice(sorted(MATERIALS)))
@@ -36,18 +36,52 @@ def _friedel(rng: np.random.Generator) -> dict[str, Any]:
             "tip_sigma": round(float(rng.uniform(0.5, 1.5)), 3)}
 
 
-#: Parameter samplers by model name (a model absent from :data:`KERNELS` is skipped).
-SAMPLERS: dict[str, Callable[[np.random.Generator], dict[str, Any]]] = {"friedel": _friedel}
+def _lattice(rng: np.random.Generator, fov: float) -> dict[str, Any]:
+    """A square lattice (t = 1 eV, t' and filling drawn; cuprate- to free-electron-like
+    Fermi surfaces) or a honeycomb lattice away from its Dirac point, lattice constant
+    and orbital width drawn; reach covers the field (scatterer-pixel offsets up to fov)."""
+    common = {"model": "lattice", "reach": float(np.ceil(fov + 5.0)),
+              "orbital_sigma": round(float(rng.uniform(0.6, 1.2)), 3),
+              "eta": round(float(rng.uniform(0.02, 0.06)), 4)}
+    if rng.random() < 0.7:
+        return {**common, "structure": "square", "t": 1.0,
+                "tp": round(float(rng.uniform(-0.35, 0.0)), 4),
+                "mu": round(float(rng.uniform(-3.0, 0.0)), 4),
+                "energy": round(float(rng.uniform(-0.3, 0.3)), 4),
+                "a": round(float(rng.uniform(2.5, 4.0)), 3)}
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return {**common, "structure": "honeycomb", "t": 2.7, "a": 2.46,
+            "energy": round(sign * float(rng.uniform(0.3, 1.0)), 4)}
 
 
-def sample_family(n_kernels: int, seed: int = 0, models=None) -> list[dict[str, Any]]:
+def _bdg(rng: np.random.Generator, fov: float) -> dict[str, Any]:
+    """A cuprate-like d-wave superconductor (or an s-wave one) at an energy inside the
+    gap, potential or magnetic scatterer, band filling drawn; reach covers the field."""
+    pairing = "d" if rng.random() < 0.75 else "s"
+    delta0 = round(float(rng.uniform(0.025, 0.05)), 4)
+    return {"model": "bdg", "pairing": pairing, "delta0": delta0,
+            "energy": round(float(rng.uniform(0.2, 0.8)) * delta0, 4),
+            "scatterer": "potential" if rng.random() < 0.7 else "magnetic",
+            "potential": round(float(rng.uniform(0.05, 0.5)), 3),
+            "mu": round(float(rng.uniform(-0.2, -0.1)), 4),
+            "reach": float(np.ceil(fov + 5.0))}
+
+
+#: Parameter samplers by model name, ``f(rng, fov) -> params`` (a model absent from
+#: :data:`KERNELS` is skipped).
+SAMPLERS: dict[str, Callable[[np.random.Generator, float], dict[str, Any]]] = {
+    "friedel": _friedel, "lattice": _lattice, "bdg": _bdg}
+
+
+def sample_family(n_kernels: int, seed: int = 0, models=None,
+                  fov: float = 400.0) -> list[dict[str, Any]]:
     """``n_kernels`` distinct kernel parameter sets (each recreates its kernel through
-    ``make_kernel(**params)``), models taken in turn from ``models`` (default: every model
-    with a sampler).
+    ``make_kernel(**params)``) for images of field ``fov`` (Å), models taken in turn from
+    ``models`` (default: every model with a sampler).
 
     Examples
     --------
-    >>> family = sample_family(3, seed=1)
+    >>> family = sample_family(3, seed=1, models=["friedel"])
     >>> len({json.dumps(p, sort_keys=True) for p in family})
     3
     """
@@ -60,7 +94,7 @@ def sample_family(n_kernels: int, seed: int = 0, models=None) -> list[dict[str, 
     for i in range(n_kernels):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, i)))
         for _ in range(100):
-            params = SAMPLERS[models[i % len(models)]](rng)
+            params = SAMPLERS[models[i % len(models)]](rng, fov)
             key = json.dumps(params, sort_keys=True)
             if key not in seen:
                 break
@@ -86,7 +120,7 @@ def generate_family(outdir, n_kernels: int = 100, n: int = 500, *, seed: int = 0
     grid = grid or Grid(64, 400.0)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    family = sample_family(n_kernels, seed, models)
+    family = sample_family(n_kernels, seed, models, fov=grid.fov)
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))).permutation(
         n_kernels)
     test = set(order[: round(test_fraction * n_kernels)].tolist())

@@ -217,6 +217,13 @@ def render_batch(
                               inv_step)
         else:  # 2D table, cubic convolution; reach along the axes suffices for a square table
             reach = grid.fov / 2 + far + 1.0
+            extent = getattr(kernel, "extent", None)
+            if extent is not None and extent < reach - 1.0:
+                import warnings
+
+                warnings.warn(f"kernel {kernel.name!r} is known to {extent:g} Å from its "
+                              f"scatterer, the images need {reach - 1.0:.0f} Å: patterns are "
+                              "cut there (raise the model's reach)", stacklevel=2)
             table, inv_step, centre = _grid_table_for(kernel, reach)
             _accumulate_batch_2d(out, grid.x.astype(np.float64), pos, amp, counts, table,
                                  inv_step, centre)

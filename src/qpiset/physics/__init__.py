@@ -14,11 +14,12 @@ from .constants import HBAR2_OVER_2ME
 from .friedel import FriedelKernel, phase_shift_from_potential, wavevector
 from .image import ImageKernel
 from .lattice import LatticeKernel, TightBinding
+from .superconductor import BdGKernel, octet_vectors
 from .materials import MATERIALS, SurfaceState, material
 
 __all__ = [
     "Kernel", "RadialTable", "GridTable", "FriedelKernel", "ImageKernel", "LatticeKernel",
-    "TightBinding", "KERNELS", "MATERIALS", "SurfaceState",
+    "TightBinding", "BdGKernel", "octet_vectors", "KERNELS", "MATERIALS", "SurfaceState",
     "HBAR2_OVER_2ME", "make_kernel", "material", "wavevector", "phase_shift_from_potential",
     "gaussian_blur_radial", "describe_kernels",
 ]
@@ -26,6 +27,7 @@ __all__ = [
 #: Kernel models by name.
 KERNELS: dict[str, type[Kernel]] = {FriedelKernel.name: FriedelKernel,
                                      LatticeKernel.name: LatticeKernel,
+                                     BdGKernel.name: BdGKernel,
                                      ImageKernel.name: ImageKernel}
 
 
