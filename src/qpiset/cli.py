@@ -83,6 +83,9 @@ def cli() -> None:
     Simulate datasets from physical kernels, read/validate/convert the row format,
     and inspect files. Every command has --help.
     """
+    import warnings
+
+    warnings.showwarning = _one_line_warning  # "warning: ..." on stderr, no source lines
 
 
 @cli.command()
@@ -650,9 +653,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main() -> None:
-    import warnings
-
-    warnings.showwarning = _one_line_warning
     cli(prog_name="qpiset")
 
 

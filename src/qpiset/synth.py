@@ -221,9 +221,10 @@ def render_batch(
             if extent is not None and extent < reach - 1.0:
                 import warnings
 
+                hint = " (raise the model's reach)" if hasattr(kernel, "reach") else ""
                 warnings.warn(f"kernel {kernel.name!r} is known to {extent:g} Å from its "
                               f"scatterer, the images need {reach - 1.0:.0f} Å: patterns are "
-                              "cut there (raise the model's reach)", stacklevel=2)
+                              f"cut there{hint}", stacklevel=2)
             table, inv_step, centre = _grid_table_for(kernel, reach)
             _accumulate_batch_2d(out, grid.x.astype(np.float64), pos, amp, counts, table,
                                  inv_step, centre)
