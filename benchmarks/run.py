@@ -6,7 +6,7 @@ always a ratio against a baseline measured in the same run. Takes about two minu
 a 2-core machine.
 
     python benchmarks/run.py                # everything
-    python benchmarks/run.py generate       # one of: generate, io
+    python benchmarks/run.py generate       # one of: generate, io, physics
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ sys.path.insert(0, str(HERE))
 
 from _common import RESULTS, machine  # noqa: E402
 
-BENCHMARKS = {"generate": "bench_generate.py", "io": "bench_io.py"}
+BENCHMARKS = {"generate": "bench_generate.py", "io": "bench_io.py",
+              "physics": "bench_physics.py"}
 
 
 def summary(records: dict) -> str:

@@ -141,6 +141,10 @@ def cli() -> None:
                    "each clean image's std), or items like white:0.1,lines:0.05:0.2 — white:F, "
                    "snr:S, pink:F[:alpha] (1/f along the scan), lines:F[:jitter Å], "
                    "blur:sigma Å, setpoint:c.")
+@click.option("--scattering", type=click.Choice(["born", "full"]), default="born",
+              show_default=True,
+              help="born: superposition of single-scatterer kernels (the seed dataset's); "
+                   "full: every multiple-scattering path (friedel kernels).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads for rendering (default: all cores); output does not depend on it.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
@@ -149,7 +153,7 @@ def cli() -> None:
 def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, settings,
              kernel_file, kernel_fov, material, energy, mass, band_bottom, phase_shift,
              potential, scatterer_radius, gamma, decay_length, tip_sigma, strength, noise,
-             workers, layout):
+             scattering, workers, layout):
     """Simulate a dataset and write it to OUT (.csv, .csv.gz or .npz by suffix).
 
     Defaults reproduce the published set: 64 px over 100 Å, up to 100 scatterers,
@@ -194,10 +198,13 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
         raise FormatError(exc.filename or kernel_file, None, None, "no such file") from None
     from .pipeline import generate_file
 
+    if scattering == "full" and kernel.name != "friedel":
+        raise click.UsageError(f"--scattering full is implemented for --kernel friedel, not "
+                               f"{kernel.name}")
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
                       max_scatterers=max_scatterers, strength=strength,
-                      noise=noise, threads=workers,
+                      noise=noise, threads=workers, scattering=scattering,
                       layout=layout, on_block=bar.update)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
                f"{_describe(kernel)}, seed {seed})")
@@ -506,15 +513,20 @@ def _prediction_name(path, taken) -> str:
     return name
 
 
-def _load_predictions(path, n_images: int) -> list:
-    """Read a predictions JSON; malformed content is a FormatError naming the place."""
+def _load_json(path):
+    """A JSON file's content; a missing file or bad JSON is a FormatError naming the place."""
     try:
         with open(path, encoding="utf-8") as f:
-            record = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise FormatError(path, None, None, "no such file") from None
     except json.JSONDecodeError as exc:
         raise FormatError(path, exc.lineno, exc.colno, f"not JSON: {exc.msg}") from None
+
+
+def _load_predictions(path, n_images: int) -> list:
+    """Read a predictions JSON; malformed content is a FormatError naming the place."""
+    record = _load_json(path)
     positions = record.get("positions") if isinstance(record, dict) else None
     if not isinstance(positions, list):
         raise FormatError(path, None, None, 'expected {"positions": [[[x, y], ...], ...]}')
@@ -615,13 +627,7 @@ def _recorded_model(ds):
 
 def _load_results(path) -> dict:
     """Read a benchmark results JSON; malformed content is a FormatError naming the place."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except FileNotFoundError:
-        raise FormatError(path, None, None, "no such file") from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, exc.lineno, exc.colno, f"not JSON: {exc.msg}") from None
+    record = _load_json(path)
     methods = record.get("methods") if isinstance(record, dict) else None
     if not isinstance(methods, dict) or not all(
             isinstance(m, dict) and isinstance(m.get("bands"), dict) for m in methods.values()):

@@ -22,7 +22,7 @@ def generate_file(
     path, kernel: Kernel, grid: Grid, n: int, *, seed: int = 0, min_scatterers: int = 1,
     max_scatterers: int = 100, strength=1.0, noise: NoiseModel | None = None,
     threads: int | None = None, layout: str = "padded",
-    on_block: Callable[[int], object] | None = None,
+    on_block: Callable[[int], object] | None = None, scattering: str = "born",
 ) -> None:
     """Simulate ``n`` images and write them to ``path`` (format by suffix).
 
@@ -32,11 +32,12 @@ def generate_file(
     if kind == "zarr":
         raise FormatError(path, None, None, "the chunked zarr store is not available in this "
                                             "version of qpiset; use .csv, .csv.gz or .npz")
-    meta = generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise)
+    meta = generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise,
+                           scattering)
     if kind == "npz":
         ds = simulate(kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
                       max_scatterers=max_scatterers, strength=strength, noise=noise,
-                      threads=threads)
+                      threads=threads, scattering=scattering)
         if on_block:
             on_block(n)
         write(path, ds)
@@ -46,6 +47,7 @@ def generate_file(
         for _, images, positions, _ in simulate_blocks(
             kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
             max_scatterers=max_scatterers, strength=strength, noise=noise, threads=threads,
+            scattering=scattering,
         ):
             yield images, positions
             if on_block:

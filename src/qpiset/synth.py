@@ -33,7 +33,7 @@ from .noise import NoiseModel, White
 from .physics import Kernel
 
 __all__ = ["render", "render_batch", "simulate", "simulate_blocks", "WhiteNoise", "BLOCK",
-           "snap_to_lattice"]
+           "snap_to_lattice", "SCATTERING"]
 
 #: Images per seeding block (fixed: part of the reproducibility contract).
 BLOCK = 256
@@ -273,13 +273,18 @@ def simulate_blocks(
     noise: NoiseModel | None = None,
     threads: int | None = None,
     blocks: Sequence[int] | None = None,
+    scattering: str = "born",
 ) -> Iterator[tuple[int, np.ndarray, list[np.ndarray], list[np.ndarray]]]:
     """Yield ``(start, images, positions, strengths)`` for consecutive blocks of images.
 
     Each block is independent (its own seed), so blocks can be made in any order or on
     any worker; ``blocks`` selects which block numbers to make (default: all, in order).
+    ``scattering="full"`` renders each image with every multiple-scattering path
+    (:func:`qpiset.physics.multiple.multiple_scattering_image`; Friedel kernels), instead of
+    the Born superposition.
     """
     _check_counts(n, min_scatterers, max_scatterers)
+    render_images = _renderer(kernel, grid, scattering, threads)
     nblocks = -(-n // BLOCK)
     half = grid.fov / 2
     for b in range(nblocks) if blocks is None else blocks:
@@ -294,10 +299,39 @@ def simulate_blocks(
                 p = snap_to_lattice(p, kernel.lattice)
             positions.append(p)
             strengths.append(_strength_draw(strength, k, rng))
-        images = render_batch(kernel, grid, positions, strengths, threads=threads)
+        images = render_images(positions, strengths)
         if noise is not None:
             images = noise(images, np.random.default_rng(noise_ss), grid=grid)
         yield start, images, positions, strengths
+
+
+#: Scattering theories of the simulator.
+SCATTERING = ("born", "full")
+
+
+def _renderer(kernel: Kernel, grid: Grid, scattering: str, threads: int | None):
+    """``f(positions, strengths) -> images`` for the chosen scattering theory."""
+    if scattering == "born":
+        return lambda pos, amp: render_batch(kernel, grid, pos, amp, threads=threads)
+    if scattering != "full":
+        raise ValueError(f"scattering must be one of {', '.join(SCATTERING)}, got {scattering!r}")
+    from .physics import FriedelKernel
+    from .physics.multiple import multiple_scattering_image, propagator_table
+
+    if not isinstance(kernel, FriedelKernel):
+        raise ValueError(f"full multiple scattering is implemented for the friedel model, not "
+                         f"{kernel.name!r}")
+    # one propagator table for the whole run: scatterers up to half a field outside
+    order = 8
+    reach = np.sqrt(2.0) * grid.fov * 1.5 + 2.0 * kernel.tip_sigma * float(
+        np.polynomial.hermite.hermgauss(order)[0].max()) + 2.0
+    table = propagator_table(kernel, reach)
+
+    def full(pos, amp):
+        return np.array([multiple_scattering_image(kernel, grid, p, a, order=order, table=table)
+                         for p, a in zip(pos, amp)]).reshape(-1, grid.resolution, grid.resolution)
+
+    return full
 
 
 def _check_counts(n: int, lo: int, hi: int) -> None:
@@ -323,6 +357,7 @@ def simulate(
     strength: float | tuple[float, float] = 1.0,
     noise: NoiseModel | float | None = None,
     threads: int | None = None,
+    scattering: str = "born",
 ) -> Dataset:
     """Simulate a dataset: ``n`` images with uniform scatterer counts and positions.
 
@@ -347,6 +382,9 @@ def simulate(
         block's own noise generator.
     threads : int, optional
         Threads for rendering; the result does not depend on it.
+    scattering : {"born", "full"}
+        Born superposition of single-scatterer kernels (the seed dataset's), or full
+        multiple scattering (every scatterer sees the others; friedel kernels).
 
     Examples
     --------
@@ -364,16 +402,19 @@ def simulate(
     for start, imgs, pos, amp in simulate_blocks(
         kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
         max_scatterers=max_scatterers, strength=strength, noise=noise, threads=threads,
+        scattering=scattering,
     ):
         images[start:start + len(imgs)] = imgs
         positions.extend(pos)
         strengths.extend(amp)
-    meta = generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise)
+    meta = generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise,
+                           scattering)
     return Dataset(grid, kernel_image(kernel, grid), images, positions, max_scatterers,
                    strengths=strengths, meta=meta)
 
 
-def generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise) -> dict:
+def generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise,
+                    scattering: str = "born") -> dict:
     """The record of how a dataset was made (stored beside/inside the file)."""
     from . import __version__
 
@@ -386,5 +427,5 @@ def generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, n
         "max_scatterers": int(max_scatterers),
         "strength": list(strength) if isinstance(strength, tuple) else float(strength),
         "noise": None if noise is None else noise.params(),
-        "scattering": "born",
+        "scattering": scattering,
     }

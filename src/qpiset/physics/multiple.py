@@ -26,8 +26,9 @@ walls. Other values violate the optical theorem (flux gain); they are allowed as
 mathematical continuation of the Born model but are not a physical scatterer.
 
 Tip broadening (the kernel's Gaussian ``tip_sigma``) is split into parts done exactly by
-radial quadrature and a continuous remainder done by 2D Gauss-Hermite quadrature; see
-:func:`multiple_scattering_ldos`.
+radial quadrature (the single-site terms, and the singular part of the cross terms at each
+site) and a continuous remainder done by 2D Gauss-Hermite quadrature; see
+:func:`multiple_scattering_ldos` for the method and its measured accuracy.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ _TINY = 1e-9
 #: Smallest radius (Å) at which the broadened angular tables F_n(P)/P^n are evaluated.
 _TINY_BLUR = 1e-8
 #: Gauss-Legendre nodes of the radial tip-broadening quadrature (as gaussian_blur_radial),
-#: and the (plain) rule used beyond 8 sigma, where the integrand is smooth (error < 1e-14).
+#: and the (plain) rule used beyond 8 sigma, where the integrand is smooth (error < 1e-10).
 _RADIAL_NODES = 96
-_RADIAL_NODES_FAR = 48
+_RADIAL_NODES_FAR = 32
 #: The expansion of the cross terms about each site is used inside the window
-#: chi(rho) = exp(-(rho / (6 sigma))^4) (flat at the site, smooth), cut off at 15 sigma (chi < 1e-16).
+#: chi(rho) = exp(-(rho / 6 sigma)^4) (flat at the site, smooth), cut at 15 sigma (chi < 1e-16).
 _WINDOW_WIDTH = 6.0
 _WINDOW_END = 15.0
 
@@ -67,7 +68,8 @@ _WINDOW_END = 15.0
 # -- inputs ------------------------------------------------------------------------------
 def _check_kernel(kernel) -> FriedelKernel:
     if not isinstance(kernel, FriedelKernel):
-        raise TypeError(f"need a FriedelKernel (s-wave point scatterer), got {type(kernel).__name__}")
+        raise TypeError("need a FriedelKernel (s-wave point scatterer), "
+                        f"got {type(kernel).__name__}")
     return kernel
 
 
@@ -90,7 +92,7 @@ def _check_sites(positions, strengths) -> tuple[np.ndarray, np.ndarray]:
         if not np.all(np.isfinite(s)):
             raise ValueError("strengths must be finite")
     if len(pos) > 1:
-        d = np.hypot(*(pos[:, None, :] - pos[None, :, :]).transpose(2, 0, 1))
+        d = _site_distances(pos)
         d[np.diag_indices(len(pos))] = np.inf
         i, j = np.unravel_index(np.argmin(d), d.shape)
         if d[i, j] == 0:
@@ -191,7 +193,10 @@ def _window(rho, sigma):  # pragma: no cover - jit
     return math.exp(-(u * u) * (u * u))
 
 
-_window_array = np.vectorize(_window, otypes=[float])
+def _window_array(rho, sigma: float) -> np.ndarray:
+    """:func:`_window` for arrays."""
+    u = np.asarray(rho) / (_WINDOW_WIDTH * sigma)
+    return np.where(u < _WINDOW_END / _WINDOW_WIDTH, np.exp(-(u * u) ** 2), 0.0)
 
 
 # -- propagators ---------------------------------------------------------------------------------
@@ -204,7 +209,7 @@ def _blur_radial_complex(f, r: np.ndarray, sigma: float, orders) -> np.ndarray:
     component at once, shape ``(len(orders),) + rho.shape``. Within 8σ of the origin the
     Gauss-Legendre rule and node clustering of :func:`qpiset.physics.gaussian_blur_radial`
     (so an order-0 component equals it to rounding); beyond, where the integrand is smooth,
-    a plain 48-node rule.
+    a plain 32-node rule (error < 1e-10).
     """
     r = np.asarray(r, dtype=float)
     flat = r.ravel()
@@ -292,7 +297,7 @@ class _ExactTerms:
         return h, np.sum(chi * h * _angular(j0, j1, j2, dx, dy, coef), axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PropagatorTable:
     """Radial tables of the free propagator for fast images (see :func:`propagator_table`).
 
@@ -326,8 +331,9 @@ def propagator_table(kernel: FriedelKernel, rmax: float, step: float = 0.01) -> 
     :func:`multiple_scattering_image` (make once, reuse for many images).
 
     ``step`` (Å) is the spacing of the bare tables (linear interpolation: error ~1e-6 of
-    ``H0`` at ``step = 0.01``); the broadened tables use ``kernel.default_step()``, as
-    the Born renderer does.
+    ``H0`` at ``step = 0.01``); the broadened tables use half of ``kernel.default_step()``
+    (image error ~1e-5 against the exact path). Building a table for a 100 Å field of
+    view (``rmax`` ~ 160 Å) takes ~0.4 s.
 
     Examples
     --------
@@ -345,7 +351,7 @@ def propagator_table(kernel: FriedelKernel, rmax: float, step: float = 0.01) -> 
     smooth = h - (2j / math.pi) * np.log(np.maximum(r, _TINY)) * j0
     smooth[0] = 1.0 + (2j / math.pi) * (np.log(k / 2) + np.euler_gamma)  # its r -> 0 limit
     values = np.ascontiguousarray(np.stack([h, smooth, j0, j1, j2], axis=1))
-    blur_step = kernel.default_step()
+    blur_step = 0.5 * kernel.default_step()
     rb = np.arange(int(math.ceil(rmax / blur_step)) + 3) * blur_step
     square = _blur_square(k, sigma, rb)
     rl = rb[rb <= (_WINDOW_END + 8.0) * sigma + 2 * blur_step]
@@ -501,17 +507,29 @@ def multiple_scattering_ldos(kernel: FriedelKernel, positions, x, y, strengths=N
 
     Notes
     -----
-    ``delta rho / rho0 = Re[sum_ij H_i A_ij H_j]`` (:func:`scattering_matrix`). Tip
-    broadening is split exactly into: ``sum_m Re[A_mm <H0^2>(|r - r_m|)]`` (the single-site
-    pattern plus the paths returning to site ``m``) and ``sum_m Re[c_m <H0>(|r - r_m|)]``
-    with ``c_m = 2 sum_j A_mj H0(k r_jm)`` (the logarithmic singularity of the cross
-    terms at ``r_m``), both radial about ``r_m`` and broadened by the exact radial
-    quadrature that FriedelKernel uses; and a remainder that is continuous everywhere
-    (``~ rho log rho`` at the sites), broadened by ``order x order`` Gauss-Hermite nodes.
-    With ``order = 8`` and ``kr_ij`` up to a few, the broadening error measured against
-    a converged polar quadrature is below ~1e-4 of the peak of the single-site pattern.
-    Points are evaluated with scipy's Hankel function (exact, and slower than
-    :func:`multiple_scattering_image`).
+    ``delta rho / rho0 = Re[sum_ij H_i A_ij H_j]`` (:func:`scattering_matrix`).
+
+    Tip broadening (Gaussian of width ``sigma = kernel.tip_sigma``) is split, exactly, into
+
+    - ``sum_m Re[A_mm <H0^2>(|r - r_m|)]``: the single-site pattern plus the paths that
+      return to site ``m``; radial, broadened by the radial quadrature FriedelKernel uses
+      (so one scatterer gives ``kernel.radial`` to ~1e-13);
+    - the cross terms' singular part at each site, ``H_m(r) psi_m(r)`` with
+      ``psi_m = 2 sum_j A_mj H_j`` expanded about ``r_m`` by Graf's addition theorem to
+      angular order 2 (``J_n(k rho) e^{+-i n theta}``), inside a smooth window
+      ``exp(-(rho/6 sigma)^4)``; each piece is radial times ``e^{i n theta}`` and is
+      broadened exactly by a radial quadrature with ``I_n``;
+    - the remainder, continuous everywhere (``~ rho^3 log rho`` at the sites), broadened by
+      ``order x order`` Gauss-Hermite nodes in x and y.
+
+    Accuracy (``order = 8``, Cu(111) at E_F, ``sigma = 1`` Å, unitary scatterers; against a
+    converged polar quadrature about each site, in units of the single-site peak
+    ``kernel.radial(0)``): ~1e-5 at points more than 3 Å from every scatterer, up to
+    3e-4 near pairs 2.5-3 Å apart, 2e-3 near a pair 1.2 Å apart; < 1e-5 everywhere
+    for pairs 10 Å apart. ``order = 12`` gains about a factor 3 near close pairs.
+
+    Points are evaluated with scipy's Bessel functions (exact, and slower than the
+    tables of :func:`multiple_scattering_image`).
 
     Examples
     --------
@@ -531,12 +549,7 @@ def multiple_scattering_ldos(kernel: FriedelKernel, positions, x, y, strengths=N
     order = _check_order(order)
     if len(pos) == 0:
         return np.zeros(x.shape)
-    amp = _solve(kernel, pos, s)
-    terms = _ExactTerms(kernel)
-    xf, yf = x.ravel(), y.ravel()
-    if broaden:
-        return _broadened(terms, pos, amp, xf, yf, order).reshape(x.shape)
-    return _bare(terms, pos, amp, xf, yf).reshape(x.shape)
+    return _evaluate(_ExactTerms(kernel), kernel, pos, s, (x, y), broaden, order)
 
 
 def _check_order(order) -> int:
@@ -566,11 +579,20 @@ def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=
         Scale of each site t-matrix (default 1).
     broaden : bool
         Tip broadening (``kernel.tip_sigma``) as in :func:`multiple_scattering_ldos`;
-        ``False`` gives the bare pattern (infinite on a pixel that hits a scatterer).
+        ``False`` gives the bare pattern, which diverges at the scatterers.
     order : int
         Gauss-Hermite nodes per axis for the broadening remainder.
     table : PropagatorTable, optional
         Reuse tables from :func:`propagator_table` (made here when not given).
+
+    Notes
+    -----
+    Propagators are interpolated in tables (error ~1e-5 of the single-site peak against
+    :func:`multiple_scattering_ldos`) by compiled loops; the cross terms at each
+    Gauss-Hermite node are one complex matrix product, ``(R^2 x k) @ (k x k)``, which
+    dominates. Measured on 2 cores, ``Grid(64, 100.0)`` with 100 scatterers: ~0.8 s
+    tip-broadened (``order = 8``) and ~0.03 s bare with a reused table; building the table
+    adds ~0.4-0.6 s.
 
     Examples
     --------
@@ -586,26 +608,32 @@ def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=
     kernel = _check_kernel(kernel)
     pos, s = _check_sites(positions, strengths)
     order = _check_order(order)
-    xs = np.asarray(grid.x, dtype=float)
-    X, Y = np.meshgrid(xs, xs, indexing="xy")
+    X, Y = grid.meshgrid()
     if len(pos) == 0:
         return np.zeros(X.shape)
-    spread = 2.0 * kernel.tip_sigma * float(np.abs(np.polynomial.hermite.hermgauss(order)[0]).max())
-    corner = np.abs(xs).max()
+    # farthest pixel-scatterer distance, plus the farthest quadrature node when broadening
+    corner = float(np.abs(grid.x).max())
     reach = float(np.hypot(corner + np.abs(pos[:, 0]).max(), corner + np.abs(pos[:, 1]).max()))
-    reach += (spread if broaden else 0.0) + 1.0
+    if broaden:
+        reach += 2.0 * kernel.tip_sigma * float(np.polynomial.hermite.hermgauss(order)[0].max())
+    reach += 1.0
     if table is None:
         table = propagator_table(kernel, reach)
     elif not table.matches(kernel):
         raise ValueError("table was made for another wave vector or tip width")
     elif table.rmax < reach:
         raise ValueError(f"table reaches {table.rmax:.1f} Å; this image needs {reach:.1f} Å")
+    return _evaluate(_TableTerms(table), kernel, pos, s, (X, Y), broaden, order)
+
+
+def _evaluate(terms, kernel, pos, s, points, broaden: bool, order: int) -> np.ndarray:
+    """Solve for the scattering amplitudes and sum the terms at ``points`` (x, y arrays)."""
+    x, y = points
     amp = _solve(kernel, pos, s)
-    terms = _TableTerms(table)
-    xf, yf = X.ravel(), Y.ravel()
+    xf, yf = x.ravel(), y.ravel()
     if broaden:
-        return _broadened(terms, pos, amp, xf, yf, order).reshape(X.shape)
-    return _bare(terms, pos, amp, xf, yf).reshape(X.shape)
+        return _broadened(terms, pos, amp, xf, yf, order).reshape(x.shape)
+    return _bare(terms, pos, amp, xf, yf).reshape(x.shape)
 
 
 # -- spectra -----------------------------------------------------------------------------------

@@ -190,8 +190,9 @@ def figure_show(ds, index: int, *, predictions=None, tol: float = 1.5, kernel_mo
 
 def contributions(ds, index: int, kernel_model=None) -> tuple[np.ndarray, np.ndarray]:
     """Each scatterer's isolated term ``s_j K(r - r_j)`` of image ``index`` as
-    ``(k, R, R)``, and the strengths used (known ones, else least squares with a constant
-    background). ``kernel_model`` defaults to the kernel row's continuous model."""
+    ``(k, R, R)``, and the strengths used (known ones, or the fixed strength the metadata
+    records, else least squares with a constant background). ``kernel_model`` defaults to
+    the kernel row's continuous model."""
     from ..inverse import PixelModel, file_kernel
 
     model = PixelModel(kernel_model or file_kernel(ds.kernel, ds.grid), ds.grid)
@@ -199,8 +200,11 @@ def contributions(ds, index: int, kernel_model=None) -> tuple[np.ndarray, np.nda
     R = ds.grid.resolution
     _, J = model.image_and_jacobian(pos, np.ones(len(pos)))
     terms = J[:, 2::3].T.reshape(len(pos), R, R)  # K(r - r_j), unit strength
+    fixed = ds.meta.get("strength")
     if ds.strengths is not None:
         s = np.asarray(ds.strengths[index], float)
+    elif isinstance(fixed, (int, float)):  # recorded: every scatterer had this strength
+        s = np.full(len(pos), float(fixed))
     else:
         A = np.column_stack([np.ones(R * R), J[:, 2::3]])
         s = np.linalg.lstsq(A, ds.images[index].ravel(), rcond=None)[0][1:]
