@@ -31,6 +31,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -101,7 +102,7 @@ def _fmt(value: float) -> str:
 # --------------------------------------------------------------------------- base class
 
 
-class NoiseModel:
+class NoiseModel(ABC):
     """Base class: validates the input, keeps it untouched, returns a new float64 array.
 
     Subclasses implement ``_apply(stack, rng, grid) -> new (n, ny, nx) array``,
@@ -118,15 +119,17 @@ class NoiseModel:
         out = self._apply(stack, rng, grid)
         return out[0] if was_2d else out
 
-    def _apply(self, stack: np.ndarray, rng, grid) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _apply(self, stack: np.ndarray, rng, grid) -> np.ndarray:
+        """The model on a stack ``(n, ny, nx)``: a new array."""
 
-    def params(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def params(self) -> dict:
+        """JSON-serialisable record with a ``"model"`` key (see :func:`noise_from_params`)."""
 
-    def spec(self) -> str:  # pragma: no cover - abstract
+    @abstractmethod
+    def spec(self) -> str:
         """The :func:`parse_noise` text for this model."""
-        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- models
