@@ -25,7 +25,7 @@ class Fit:
     background: float
     rss: float  # residual sum of squares
     iterations: int
-    stderr: np.ndarray | None = None  # (k, 3) standard errors of x, y, s (given a noise level)
+    stderr: np.ndarray | None = None  # (k, 3) standard errors of x, y, s at unit noise (cache)
 
 
 def refine(model: PixelModel, image: np.ndarray, positions: np.ndarray, strengths: np.ndarray,

@@ -2,10 +2,10 @@
 
 1. **Grid stage.** FISTA solves ``min_{a>=0} 1/2||A a - y||² + lam ||a||_1`` on candidates
    twice as fine as the pixels, extending 3 pixels beyond the field, with
-   ``lam = max(0.02 max(A^T y), 3 sigma0 ||a_c||)``: a fixed fraction of the strongest
+   ``lam = max(0.02 max(A^T y), z_seed sigma0 ||a_c||)``: a fixed fraction of the strongest
    correlation (the grid stage only has to separate scatterers; strengths and positions
-   come later), raised to 3 noise standard deviations of a candidate's correlation when
-   the image is noisy (``sigma0`` from :func:`pixel_noise`).
+   come later), raised to ``z_seed`` (1.5) noise standard deviations of a candidate's
+   correlation when the image is noisy (``sigma0`` from :func:`pixel_noise`).
 2. **Seeds.** Connected groups of active candidates (8-neighbours, activation > 2 % of the
    largest) become one scatterer each at their weighted centroid, with their total
    activation as strength; groups with less than 10 % of the median group's total are
@@ -13,17 +13,24 @@
 3. **Refinement.** Levenberg-Marquardt fits positions (continuous, sub-pixel), strengths
    and a constant background to the image (:mod:`qpiset.inverse.refine`).
 4. **Model selection** (the count is estimated, never read from the truth), repeated until
-   nothing changes (at most ``rounds`` times):
+   nothing changes (at most ``rounds`` times). Every decision uses one evidence rule: a
+   scatterer must buy, in chi², the prior odds of one in a given pixel cell,
+   ``2 log(cells / k)`` with ``k`` scatterers among the candidate cells, plus an
+   empirical-Bayes strength penalty ``((s - median) / spread)²`` (spread = the largest of
+   the strengths' robust spread, their median standard error and 5 % of the median).
 
-   - *remove* scatterers whose strength is below ``max(0.25 median(s), 3 stderr)`` or that
-     wandered more than 3 pixels outside the field;
-   - *add* a scatterer at the strongest peak of the residual's matched filter if its
-     z-score exceeds 5 and its implied strength exceeds 0.25 median(s);
-   - *split* a scatterer whose strength exceeds 1.3 median(s) (two scatterers closer than
-     the pixel pitch look like one of double strength) into two, trying 1.2 and 2.8 Å
-     separations along four orientations, when that lowers the Bayesian information
-     criterion plus an empirical-Bayes strength penalty ``sum((s_i - median)/spread)²``
-     (spread = robust spread of the fitted strengths) by more than 10.
+   - *remove* scatterers weaker than ``weak_fraction`` of the median, or whose z-score
+     (strength / standard error) is below the same bar less a hysteresis of 2 (a typical
+     strength with a neighbour within 2 pixels is kept: the halves of a close pair trade
+     strength, which inflates each one's error), or that wandered more than ``margin``
+     pixels outside the field;
+   - *add* a scatterer at a strong peak of the residual's matched filter (z > ``z_add``,
+     implied strength > ``weak_fraction`` of the median) when the evidence gain is positive;
+   - *split* a scatterer stronger than ``split_ratio`` times the median (two scatterers
+     closer than the pixel pitch look like one of double strength) into two, trying 0.6
+     and 1.4 Å half-separations along four orientations, when the evidence gain is
+     positive. Trial scatterers are fitted under the strength prior (MAP), on the pixels
+     within ``local_half`` of the trial, everything else held.
 
    The noise level is estimated from the residual, with a floor of 1e-4 of the image std
    (model precision), so noise-free images are not over-fitted.
@@ -56,7 +63,7 @@ def pixel_noise(image: np.ndarray) -> float:
 
 @dataclass
 class SparseDeconvolution:
-    """Detector: FISTA on a 2x grid, LM refinement, BIC-guided add/remove/split."""
+    """Detector: FISTA on a 2x grid, LM refinement, evidence-guided add/remove/split."""
 
     model: PixelModel
     oversample: int = 2
@@ -107,11 +114,6 @@ class SparseDeconvolution:
     def _noise(self, fit: Fit, y: np.ndarray) -> float:
         dof = max(y.size - 3 * len(fit.strengths) - 1, 1)
         return max(np.sqrt(fit.rss / dof), 1e-4 * float(np.std(y)) + 1e-300)
-
-    def _bic_gain(self, before: float, after: float, extra: int, n: int) -> float:
-        """Decrease of the Bayesian information criterion when RSS goes ``before`` ->
-        ``after`` with ``extra`` more parameters (positive = better)."""
-        return n * np.log(max(before, 1e-300) / max(after, 1e-300)) - extra * np.log(n)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Scatterer positions ``(k, 2)`` in Å for one image ``[iy, ix]``."""
