@@ -258,6 +258,29 @@ def test_simulator_and_cli_full_scattering(tmp_path, run):
     run("generate", out, "--n", 2, "--resolution", 24, "--fov", 40, "--max-scatterers", 3,
         "--scattering", "full")
     assert qpiset.read(out).meta["scattering"] == "full"
-    res = run("generate", tmp_path / "g.csv", "--kernel", "lattice", "--scattering", "full",
-              code=2)
-    assert "friedel" in res.output
+    res = run("generate", tmp_path / "g.csv", "--kernel", "image", "--kernel-file", out,
+              "--scattering", "full", code=2)
+    assert "friedel, lattice and bdg" in res.output
+
+
+def test_simulator_full_scattering_on_a_lattice(tmp_path, run):
+    """Lattice kernels too: weak impurities give the Born image to first order, and the
+    simulator's images are the lattice multiple-scattering images of their positions."""
+    import qpiset
+    from qpiset.physics import LatticeKernel
+    from qpiset.physics.lattice_multiple import lattice_multiple_scattering_image
+
+    out = tmp_path / "lat.csv"
+    run("generate", out, "--n", 2, "--resolution", 24, "--fov", 30, "--max-scatterers", 4,
+        "--kernel", "lattice", "--set", "mu=-1", "--set", "reach=40", "--energy", 0.1,
+        "--scattering", "full", "--strength", "0.02")
+    ds = qpiset.read(out)
+    assert ds.meta["scattering"] == "full"
+    K = LatticeKernel(**{k: v for k, v in ds.meta["kernel"].items() if k != "model"})
+    for i in range(2):
+        s = np.full(len(ds.positions[i]), 0.02)
+        expected = lattice_multiple_scattering_image(K, ds.grid, ds.positions[i], s,
+                                                     scaling="t_matrix")
+        assert np.allclose(ds.images[i], expected, atol=1e-12)
+        born = render(K, ds.grid, ds.positions[i], s)
+        assert np.max(np.abs(ds.images[i] - born)) < 0.05 * np.max(np.abs(born))

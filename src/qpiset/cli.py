@@ -144,7 +144,7 @@ def cli() -> None:
 @click.option("--scattering", type=click.Choice(["born", "full"]), default="born",
               show_default=True,
               help="born: superposition of single-scatterer kernels (the seed dataset's); "
-                   "full: every multiple-scattering path (friedel kernels).")
+                   "full: every multiple-scattering path (friedel, lattice, bdg).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads for rendering (default: all cores); output does not depend on it.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
@@ -198,9 +198,9 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
         raise FormatError(exc.filename or kernel_file, None, None, "no such file") from None
     from .pipeline import generate_file
 
-    if scattering == "full" and kernel.name != "friedel":
-        raise click.UsageError(f"--scattering full is implemented for --kernel friedel, not "
-                               f"{kernel.name}")
+    if scattering == "full" and kernel.name not in ("friedel", "lattice", "bdg"):
+        raise click.UsageError(f"--scattering full is implemented for --kernel friedel, "
+                               f"lattice and bdg, not {kernel.name}")
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
                       max_scatterers=max_scatterers, strength=strength,

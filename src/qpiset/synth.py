@@ -280,8 +280,10 @@ def simulate_blocks(
     Each block is independent (its own seed), so blocks can be made in any order or on
     any worker; ``blocks`` selects which block numbers to make (default: all, in order).
     ``scattering="full"`` renders each image with every multiple-scattering path
-    (:func:`qpiset.physics.multiple.multiple_scattering_image`; Friedel kernels), instead of
-    the Born superposition.
+    (:mod:`qpiset.physics.multiple` for friedel kernels,
+    :mod:`qpiset.physics.lattice_multiple` for lattice and bdg kernels; a strength scales
+    a site's t-matrix, so the image is the Born one plus terms of second order), instead
+    of the Born superposition.
     """
     _check_counts(n, min_scatterers, max_scatterers)
     render_images = _renderer(kernel, grid, scattering, threads)
@@ -315,12 +317,25 @@ def _renderer(kernel: Kernel, grid: Grid, scattering: str, threads: int | None):
         return lambda pos, amp: render_batch(kernel, grid, pos, amp, threads=threads)
     if scattering != "full":
         raise ValueError(f"scattering must be one of {', '.join(SCATTERING)}, got {scattering!r}")
-    from .physics import FriedelKernel
+    from .physics import BdGKernel, FriedelKernel, LatticeKernel
     from .physics.multiple import multiple_scattering_image, propagator_table
 
+    if isinstance(kernel, (LatticeKernel, BdGKernel)):
+        from .physics.lattice_multiple import (lattice_multiple_scattering_image,
+                                               lattice_propagator)
+
+        g0 = lattice_propagator(kernel)  # clean G(R), once for the run
+
+        def full_lattice(pos, amp):
+            # strengths scale each site's t-matrix, as for the gas: Born + O(s²)
+            return np.array([lattice_multiple_scattering_image(
+                kernel, grid, p, a, scaling="t_matrix", propagator=g0)
+                for p, a in zip(pos, amp)]).reshape(-1, grid.resolution, grid.resolution)
+
+        return full_lattice
     if not isinstance(kernel, FriedelKernel):
-        raise ValueError(f"full multiple scattering is implemented for the friedel model, not "
-                         f"{kernel.name!r}")
+        raise ValueError(f"full multiple scattering is implemented for the friedel, lattice "
+                         f"and bdg models, not {kernel.name!r}")
     # one propagator table for the whole run: scatterers up to half a field outside
     order = 8
     reach = np.sqrt(2.0) * grid.fov * 1.5 + 2.0 * kernel.tip_sigma * float(
@@ -384,7 +399,8 @@ def simulate(
         Threads for rendering; the result does not depend on it.
     scattering : {"born", "full"}
         Born superposition of single-scatterer kernels (the seed dataset's), or full
-        multiple scattering (every scatterer sees the others; friedel kernels).
+        multiple scattering (every scatterer sees the others; friedel, lattice and bdg
+        kernels).
 
     Examples
     --------

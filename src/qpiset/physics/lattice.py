@@ -607,6 +607,20 @@ class LatticeKernel(Kernel):
         self._sites()
         return self.__dict__["_rho0"]
 
+    def greens_function(self) -> np.ndarray:
+        """Clean ``G(R)`` ``(N, N, m, m)`` at the kernel's energy (:attr:`n_k`, conventions of
+        :mod:`.lattice_core`); computed afresh on every call (not cached)."""
+        model = self.tight_binding
+        return greens_function(model.hk(self.n_k), self._green_energy, self.eta)
+
+    def impurity_potential(self) -> np.ndarray:
+        """Impurity potential matrix ``V`` ``(m, m)`` (eV): ``potential`` on the diagonal
+        entry of ``impurity_orbital``, zero elsewhere."""
+        m = self.tight_binding.n_orbitals
+        v = np.zeros((m, m))
+        v[self.impurity_orbital, self.impurity_orbital] = self.potential
+        return v
+
     def site_values(self) -> tuple[np.ndarray, np.ndarray]:
         """``(positions (s, 2) Å, delta rho_a(R) / rho0 (s,) Å²)`` of the orbitals within
         ``reach + 5 orbital_sigma``: the weights of their normalised Gaussians."""

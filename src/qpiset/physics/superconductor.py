@@ -292,6 +292,15 @@ class BdGKernel(Kernel):
         return _bdg_hamiltonian(self.kgrid, self.t, self.t_prime, self.mu, self.delta0,
                                 self.pairing)
 
+    def greens_function(self) -> np.ndarray:
+        """Clean Nambu ``G(R)`` ``(N, N, 2, 2)`` at the kernel's energy, indexed
+        ``[n1 mod N, n2 mod N]`` (:mod:`.lattice_core`); computed afresh on every call."""
+        return greens_function(self.hamiltonian(), self.energy, self.eta)
+
+    def impurity_potential(self) -> np.ndarray:
+        """Scatterer's Nambu matrix ``V_imp`` ``(2, 2)`` (eV): ``V tau_3`` or ``V tau_0``."""
+        return self.potential * _NAMBU[self.scatterer]
+
     def _solve(self, energy: float) -> tuple[np.ndarray, float]:
         """``(delta rho(R) (N, N), rho0)`` in states / eV / site (electron part)."""
         g0 = greens_function(self.hamiltonian(), energy, self.eta)
