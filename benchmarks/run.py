@@ -6,7 +6,7 @@ always a ratio against a baseline measured in the same run. Takes about two minu
 a 2-core machine.
 
     python benchmarks/run.py                # everything
-    python benchmarks/run.py generate       # one of: generate, io, physics
+    python benchmarks/run.py generate       # one of: generate, io, physics, store
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 from _common import RESULTS, machine  # noqa: E402
 
 BENCHMARKS = {"generate": "bench_generate.py", "io": "bench_io.py",
-              "physics": "bench_physics.py"}
+              "physics": "bench_physics.py", "store": "bench_store.py"}
 
 
 def summary(records: dict) -> str:

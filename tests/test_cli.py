@@ -74,7 +74,9 @@ def test_usage_errors_exit_2_and_bad_input_exit_1(tmp_path, run):
     assert not out.exists()
     result = run("generate", tmp_path / "no" / "dir.csv", "--n", 1, code=1)
     assert "no such directory" in result.output and "Traceback" not in result.output
-    assert "not available" in run("generate", tmp_path / "s.zarr", "--n", 1, code=1).output
+    (tmp_path / "plain.zarr").mkdir()  # a directory that is no qpiset store
+    res = run("generate", tmp_path / "plain.zarr", "--n", 1, code=1)
+    assert "plain.zarr: not a" in res.output and "Traceback" not in res.output
     run("nonsense", code=2)
 
 

@@ -80,8 +80,8 @@ ORDER = click.option("--order", type=click.Choice(["F", "C", "auto"], case_sensi
 def cli() -> None:
     """qpiset: quasiparticle-interference (QPI) scatterer datasets.
 
-    Simulate datasets from physical kernels, read/validate/convert the row format,
-    and inspect files. Every command has --help.
+    Simulate datasets from physical kernels, read/validate/convert the row format and
+    the chunked store, find scatterers, look at the data. Every command has --help.
     """
     import warnings
 
@@ -89,7 +89,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
 @click.option("--n", "n", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Number of images.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -146,15 +146,21 @@ def cli() -> None:
               help="born: superposition of single-scatterer kernels (the seed dataset's); "
                    "full: every multiple-scattering path (friedel, lattice, bdg).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Threads for rendering (default: all cores); output does not depend on it.")
+              help="Row format: rendering threads (default: all cores). .zarr: dask worker "
+                   "processes of a local cluster. The output does not depend on it.")
+@click.option("--scheduler", default=None, metavar="ADDR",
+              help="Use an existing dask scheduler (tcp://host:port) for the blocks.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True, help="Row-format lines 1-2: padded to full width or short.")
 @_guarded
 def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, settings,
              kernel_file, kernel_fov, material, energy, mass, band_bottom, phase_shift,
              potential, scatterer_radius, gamma, decay_length, tip_sigma, strength, noise,
-             scattering, workers, layout):
-    """Simulate a dataset and write it to OUT (.csv, .csv.gz or .npz by suffix).
+             scattering, workers, scheduler, layout):
+    """Simulate a dataset and write it to OUT (.csv, .csv.gz, .npz or .zarr by suffix).
+
+    A .zarr store is made in blocks (on a dask cluster with --workers W or --scheduler)
+    and the same command resumes an interrupted run.
 
     Defaults reproduce the published set: 64 px over 100 Å, up to 100 scatterers,
     Cu(111) at the Fermi level. The 400 Å / 20-scatterer variant:
@@ -204,8 +210,10 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
                       max_scatterers=max_scatterers, strength=strength,
-                      noise=noise, threads=workers, scattering=scattering,
-                      layout=layout, on_block=bar.update)
+                      noise=noise, threads=None if out.endswith(".zarr") else workers,
+                      scattering=scattering, layout=layout, on_block=bar.update,
+                      workers=workers if out.endswith(".zarr") else None,
+                      scheduler=scheduler)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
                f"{_describe(kernel)}, seed {seed})")
 
@@ -362,13 +370,14 @@ def info(path, as_json, order):
 
 @cli.command()
 @click.argument("src", type=click.Path())
-@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path())
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True)
 @ORDER
 @_guarded
 def convert(src, dst, layout, order):
-    """Convert between the row format (.csv, .csv.gz) and .npz; streams row-format output."""
+    """Convert between the row format (.csv, .csv.gz), .npz and a .zarr store; row-format
+    and store output are streamed."""
     from .io import convert as run
 
     n = run(src, dst, layout=layout, order=order)

@@ -10,7 +10,6 @@ from typing import Callable
 
 from .grid import Grid
 from .io import file_format, summarize, write, write_stream
-from .io.errors import FormatError
 from .physics import FriedelKernel, Kernel
 from .noise import NoiseModel
 from .synth import generation_meta, kernel_image, simulate, simulate_blocks
@@ -23,15 +22,25 @@ def generate_file(
     max_scatterers: int = 100, strength=1.0, noise: NoiseModel | None = None,
     threads: int | None = None, layout: str = "padded",
     on_block: Callable[[int], object] | None = None, scattering: str = "born",
+    workers: int | None = None, scheduler: str | None = None,
 ) -> None:
     """Simulate ``n`` images and write them to ``path`` (format by suffix).
 
-    The row format is written while blocks are simulated (bounded memory, atomic).
+    The row format is written while blocks are simulated (bounded memory, atomic). A
+    ``.zarr`` store is made block by block, on a dask cluster when ``workers`` > 1 or a
+    ``scheduler`` is given, and resumed if it holds the same, unfinished run
+    (:mod:`qpiset.distributed`). With a ``scheduler`` the row format's blocks are made on
+    the cluster too and written in order by this process.
     """
     kind = file_format(path)
+    options = dict(seed=seed, min_scatterers=min_scatterers, max_scatterers=max_scatterers,
+                   strength=strength, noise=noise, scattering=scattering)
     if kind == "zarr":
-        raise FormatError(path, None, None, "the chunked zarr store is not available in this "
-                                            "version of qpiset; use .csv, .csv.gz or .npz")
+        from .distributed import generate_store
+
+        generate_store(path, kernel, grid, n, workers=workers, scheduler=scheduler,
+                       on_block=on_block, **options)
+        return
     meta = generation_meta(kernel, n, seed, min_scatterers, max_scatterers, strength, noise,
                            scattering)
     if kind == "npz":
@@ -44,6 +53,15 @@ def generate_file(
         return
 
     def chunks():
+        if scheduler:
+            from .distributed import cluster_blocks
+
+            for images, positions in cluster_blocks(kernel, grid, n, scheduler=scheduler,
+                                                    **options):
+                yield images, positions
+                if on_block:
+                    on_block(len(images))
+            return
         for _, images, positions, _ in simulate_blocks(
             kernel, grid, n, seed=seed, min_scatterers=min_scatterers,
             max_scatterers=max_scatterers, strength=strength, noise=noise, threads=threads,

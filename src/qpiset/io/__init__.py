@@ -1,7 +1,8 @@
 """Reading, validating, writing and converting dataset files.
 
 Formats by suffix: ``.csv`` (and any other text name) and ``.csv.gz`` are the row format;
-``.npz`` is the binary container (:mod:`qpiset.io.npz`). A row-format file may have a
+``.npz`` is the binary container (:mod:`qpiset.io.npz`); ``.zarr`` is the chunked store
+(:mod:`qpiset.io.store`, read lazily). A row-format file may have a
 sidecar ``<name>.json`` with how the data were made (kernel model, seed, ...).
 """
 
@@ -25,7 +26,7 @@ from .rowformat import (Header, atomic_output, check_values, images_from_rows, o
 
 __all__ = [
     "FormatError", "read", "write", "stream", "validate", "summarize", "Summary",
-    "detect_order", "sidecar_path", "file_format", "convert", "write_stream",
+    "detect_order", "sidecar_path", "file_format", "convert", "write_stream", "write_store",
 ]
 
 
@@ -37,11 +38,6 @@ def file_format(path) -> str:
     if name.endswith(".zarr"):
         return "zarr"
     return "rows"
-
-
-def _no_zarr(path) -> FormatError:
-    return FormatError(path, None, None, "the chunked zarr store is not available in this "
-                                         "version of qpiset; use .csv, .csv.gz or .npz")
 
 
 def sidecar_path(path) -> Path:
@@ -141,7 +137,10 @@ def stream(path, order: str = "F", chunk_rows: int = 256,
     kind = file_format(path)
     order = _resolve_order(order)
     if kind == "zarr":
-        raise _no_zarr(path)
+        from .store import stream_store
+
+        yield from stream_store(path, chunk_rows)
+        return
     if kind == "npz":
         ds = read_npz(path)
         for s in range(0, max(ds.n_images, 1), chunk_rows):
@@ -180,7 +179,8 @@ def _dataset(header: Header, pixels, coords, order: str, meta: dict) -> Dataset:
 
 
 def read(path, order: str = "F") -> Dataset:
-    """Read a dataset file (row format ``.csv``/``.csv.gz``/any text, or ``.npz``).
+    """Read a dataset file (row format ``.csv``/``.csv.gz``/any text, ``.npz``, or a
+    ``.zarr`` store, which is opened lazily: a :class:`~qpiset.io.store.StoreDataset`).
 
     Parameters
     ----------
@@ -209,6 +209,10 @@ def read(path, order: str = "F") -> Dataset:
     order = _resolve_order(order)
     if file_format(path) == "npz":
         return read_npz(path)
+    if file_format(path) == "zarr":
+        from .store import read_store
+
+        return read_store(path)
     header, chunks = open_rows(path)
     chunks.close()
     values = read_all_fast(header)
@@ -244,7 +248,9 @@ def write(path, ds: Dataset, layout: str = "padded") -> None:
     path = os.fspath(path)
     kind = file_format(path)
     if kind == "zarr":
-        raise _no_zarr(path)
+        write_store(path, ds.grid, ds.kernel, ds.max_scatterers, ds.n_images,
+                    [(ds.images, ds.positions, ds.strengths)], ds.meta)
+        return
     if kind == "npz":
         write_npz(path, ds)
         return
@@ -265,6 +271,40 @@ def write_stream(path, grid, kernel, max_scatterers, chunks, meta=None, layout="
             f.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     elif side.exists():
         side.unlink()  # a sidecar from an earlier file of that name would be stale
+    return n
+
+
+def write_store(path, grid, kernel, max_scatterers, n, chunks, meta=None, block=256) -> int:
+    """Write a new ``.zarr`` store from ``(images, positions[, strengths])`` chunks of any
+    size, re-blocked into the store's blocks (bounded memory); returns the image count."""
+    from .store import create_store, write_block
+
+    meta = {k: v for k, v in (meta or {}).items() if k not in ("first_image", "order", "layout")}
+    group = create_store(path, grid, kernel, n, max_scatterers, meta, block=block, resume=False)
+    images = np.empty((0, grid.resolution, grid.resolution))
+    positions: list = []
+    strengths: list = []
+    written = 0
+
+    def flush(count: int) -> None:
+        nonlocal images, positions, strengths, written
+        write_block(group, written // block, images[:count], positions[:count],
+                    strengths[:count])
+        images, positions, strengths = images[count:], positions[count:], strengths[count:]
+        written += count
+
+    for chunk in chunks:
+        part_strengths = chunk[2] if len(chunk) > 2 and chunk[2] is not None else [
+            np.full(len(p), np.nan) for p in chunk[1]]
+        images = np.concatenate([images, np.asarray(chunk[0], float)])
+        positions = positions + list(chunk[1])
+        strengths = strengths + list(part_strengths)
+        while len(images) >= block:
+            flush(block)
+    if len(images):
+        flush(len(images))
+    if written != n:
+        raise FormatError(path, None, None, f"{written} images written, {n} expected")
     return n
 
 
@@ -303,6 +343,10 @@ def summarize(path, order: str = "F") -> Summary:
     Raises :class:`FormatError` at the first problem.
     """
     path = os.fspath(path)
+    if file_format(path) == "zarr":
+        from .store import check_store
+
+        check_store(path)
     counts: list[np.ndarray] = []
     n = 0
     total = total2 = 0.0
@@ -327,7 +371,8 @@ def summarize(path, order: str = "F") -> Summary:
     intensity = {"min": lo if n else 0.0, "max": hi if n else 0.0, "mean": mean,
                  "std": float(np.sqrt(max(total2 / npx - mean * mean, 0.0)))}
     meta = {k: v for k, v in first.meta.items() if k not in ("first_image", "layout", "order")}
-    return Summary(path, "npz" if file_format(path) == "npz" else "rows", first.grid.resolution,
+    fmt = file_format(path)
+    return Summary(path, fmt if fmt in ("npz", "zarr") else "rows", first.grid.resolution,
                    first.grid.fov, first.grid.pitch, first.max_scatterers, n, stats_counts,
                    intensity, first.meta.get("layout"), meta)
 
@@ -338,16 +383,14 @@ def validate(path, order: str = "F") -> Summary:
 
 
 def convert(src, dst, layout: str = "padded", order: str = "F") -> int:
-    """Convert between the row format and ``.npz``; returns the number of images.
+    """Convert between the row format, ``.npz`` and ``.zarr``; returns the number of images.
 
-    Row-format output is streamed (bounded memory); ``.npz`` output is built in memory.
+    Row-format and store output are streamed (bounded memory); ``.npz`` output is built in
+    memory.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if os.path.abspath(src) == os.path.abspath(dst):
         raise FormatError(dst, None, None, "output is the input file")
-    for p in (src, dst):
-        if file_format(p) == "zarr":
-            raise _no_zarr(p)
     if file_format(dst) == "npz":
         ds = read(src, order=order)
         write(dst, ds)
@@ -357,9 +400,15 @@ def convert(src, dst, layout: str = "padded", order: str = "F") -> int:
     meta = {k: v for k, v in first.meta.items() if k not in ("first_image", "order", "layout")}
 
     def chunks():
-        yield first.images, first.positions
+        yield first.images, first.positions, first.strengths
         for part in parts:
-            yield part.images, part.positions
+            yield part.images, part.positions, part.strengths
 
-    return write_stream(dst, first.grid, first.kernel, first.max_scatterers, chunks(), meta,
+    if file_format(dst) == "zarr":
+        n = summarize(src, order=order).n_images if file_format(src) != "zarr" else \
+            read(src).n_images
+        return write_store(dst, first.grid, first.kernel, first.max_scatterers, n, chunks(),
+                           meta)
+    return write_stream(dst, first.grid, first.kernel, first.max_scatterers,
+                        (c[:2] for c in chunks()), meta,
                         layout=layout)

@@ -199,6 +199,10 @@ def _bench_section(ds, results: dict) -> list[str]:
     return out
 
 
+#: Images of a lazily read store that the report loads (statistics, figures).
+REPORT_IMAGES = 5000
+
+
 def build_report(ds, *, label: str = "dataset", results: dict | None = None,
                  kernel_model=None, gallery: int = 8) -> str:
     """The HTML text of the report on ``ds`` (see the module docs).
@@ -215,8 +219,15 @@ def build_report(ds, *, label: str = "dataset", results: dict | None = None,
     gallery : int
         Number of images in the gallery (spread evenly over the file).
     """
+    note = ""
+    if not isinstance(ds.images, np.ndarray):  # a lazy store: look at its first images
+        total = ds.n_images
+        ds = ds.load(REPORT_IMAGES)
+        if ds.n_images < total:
+            note = (f'<p class="muted">Statistics and figures from the first {ds.n_images} '
+                    f"of {total} images.</p>")
     parts = [f"<h1>QPI dataset report: {html.escape(label)}</h1>",
-             "<h2>Summary</h2>", _summary(ds, label),
+             "<h2>Summary</h2>", note, _summary(ds, label),
              _img(_histograms(ds), "counts and intensity histograms"),
              "<h2>Kernel</h2>",
              _img(_kernel_figure(ds, kernel_model), "kernel",
