@@ -13,6 +13,8 @@ in order by the client, one writer, streaming, as blocks arrive.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import deque
 from typing import Callable, Iterator
 
@@ -24,13 +26,23 @@ from .synth import BLOCK, generation_meta, kernel_image, simulate_blocks
 __all__ = ["generate_store", "cluster_blocks", "make_block"]
 
 
-def make_block(kernel_params: dict, grid: tuple, n: int, b: int, options: dict):
-    """One block on a worker: ``(b, images, positions, strengths)``; everything comes in as
-    plain data (the kernel and noise as their recorded parameters)."""
-    from .noise import noise_from_params
+@functools.lru_cache(maxsize=4)
+def _kernel(params_json: str):
+    """The kernel of these parameters, built once per worker process: its tables (radial,
+    2D, lattice Green's function) are then reused by every block the worker makes."""
     from .physics import make_kernel
 
-    kernel = make_kernel(**kernel_params)
+    return make_kernel(**json.loads(params_json))
+
+
+def make_block(kernel_params: dict, grid: tuple, n: int, b: int, options: dict, kernel=None):
+    """One block: ``(b, images, positions, strengths)``. On a worker everything comes in as
+    plain data (the kernel and noise as their recorded parameters); in-process callers may
+    pass the ``kernel`` object itself."""
+    from .noise import noise_from_params
+
+    if kernel is None:
+        kernel = _kernel(json.dumps(kernel_params, sort_keys=True))
     opts = dict(options)
     opts["noise"] = noise_from_params(opts.get("noise"))
     for _, images, positions, strengths in simulate_blocks(
@@ -40,10 +52,10 @@ def make_block(kernel_params: dict, grid: tuple, n: int, b: int, options: dict):
 
 
 def _write_block_task(path: str, kernel_params: dict, grid: tuple, n: int, b: int,
-                      options: dict) -> int:
+                      options: dict, kernel=None) -> int:
     from .io.store import open_store, write_block
 
-    _, images, positions, strengths = make_block(kernel_params, grid, n, b, options)
+    _, images, positions, strengths = make_block(kernel_params, grid, n, b, options, kernel)
     write_block(open_store(path), b, images, positions, strengths)
     return len(images)
 
@@ -92,7 +104,7 @@ def generate_store(path, kernel, grid: Grid, n: int, *, seed: int = 0, min_scatt
         return 0
     if not workers or (workers == 1 and not scheduler):
         for b in todo:
-            k = _write_block_task(str(path), *args, b, opts)
+            k = _write_block_task(str(path), *args, b, opts, kernel)
             made += k
             if on_block:
                 on_block(k)
