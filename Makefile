@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# torch for the 'ml' extra: an exact pin takes the CPU build on disk here (a looser spec
+# pulls a multi-GB CUDA build); elsewhere `make TORCH=torch` or any torch>=2.2 will do
+TORCH  ?= torch==2.13.0
 
 .PHONY: demo test bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,ml]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -182,7 +182,7 @@ def summarize_records(records: list[dict]) -> dict:
 
 def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel=None,
                   predictions: dict | None = None, limit: int | None = None,
-                  on_image=None) -> dict:
+                  on_image=None, weights=None) -> dict:
     """Run detectors on every image of ``ds`` and score them against its positions.
 
     Parameters
@@ -190,7 +190,8 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     ds : Dataset
         Images with true positions (the file's coordinates).
     methods : sequence of str
-        Detector names (:data:`qpiset.inverse.DETECTORS`), or ``"oracle"``
+        Detector names (:data:`qpiset.methods.DETECTOR_NAMES`: classical, and learned
+        when the ``ml`` extra is installed), or ``"oracle"``
         (:func:`oracle_positions`, marked ``"uses_truth": true`` in the output).
     tol : float
         Matching tolerance in Å.
@@ -200,6 +201,8 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         ``{name: list of (k, 2) arrays}``: someone's own detections, scored the same way.
     limit : int, optional
         Only the first ``limit`` images.
+    weights : path, optional
+        Checkpoint of the learned detectors (default: the shipped weights).
 
     Returns
     -------
@@ -208,8 +211,10 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     """
     import time
 
-    from .inverse import file_kernel, make_detector
+    from .inverse import file_kernel
     from .inverse.model import PixelModel
+    from .methods import LEARNED, make_method
+    from .synth import kernel_image
 
     n = ds.n_images if limit is None else min(limit, ds.n_images)
     model_kernel = kernel or file_kernel(ds.kernel, ds.grid)
@@ -219,7 +224,8 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         if name == "oracle":
             runs[name] = lambda i: oracle_positions(model, ds.images[i], ds.positions[i])
             continue
-        detector = make_detector(name, model_kernel, ds.grid)
+        row = ds.kernel if kernel is None else kernel_image(kernel, ds.grid)
+        detector = make_method(name, model_kernel, ds.grid, row, weights=weights)
         runs[name] = lambda i, d=detector: d(ds.images[i])
     for name, preds in (predictions or {}).items():
         if len(preds) < n:
@@ -248,7 +254,8 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
             sel = [r for r in records if lo <= r["n_true"] <= hi]
             bands[_band_name(lo, hi)] = summarize_records(sel)
         out["methods"][name] = {"overall": summarize_records(records), "bands": bands,
-                                "uses_truth": name in REFERENCES, "images": records}
+                                "uses_truth": name in REFERENCES, "learned": name in LEARNED,
+                                "images": records}
     return out
 
 

@@ -389,6 +389,21 @@ PHYSICS = click.option("--physics", is_flag=True,
                             "or .npz) instead of the kernel row.")
 
 
+WEIGHTS = click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                       help="Checkpoint of a learned method (default: the shipped weights).")
+
+
+def _method(name, model, grid, row, weights):
+    """A detector by name; a learned one without torch, or a bad checkpoint, is a clear
+    error (exit 1)."""
+    from .methods import make_method
+
+    try:
+        return make_method(name, model, grid, row, weights=weights)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 def _kernel_for(ds, physics: bool):
     from .inverse import file_kernel
     from .physics import make_kernel
@@ -411,43 +426,62 @@ def _write_json(path, record) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path())
-@click.option("--method", type=click.Choice(["matched", "sparse"]), default="sparse",
-              show_default=True)
+@click.option("--method", type=click.Choice(["matched", "sparse", "unet", "hybrid"]),
+              default="sparse", show_default=True,
+              help="unet: the learned detector (extra 'ml'); hybrid: its scatterers refined "
+                   "and model-selected by the physics fit of sparse.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Predictions JSON: {\"method\": M, \"positions\": [[[x, y], ...], ...]}.")
+              help="Predictions JSON: {\"method\": M, \"positions\": [[[x, y], ...], ...]} "
+                   "(unet adds \"confidence\", one list per image).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
+@WEIGHTS
 @PHYSICS
 @ORDER
 @_guarded
-def detect(path, method, out, limit, physics, order):
+def detect(path, method, out, limit, weights, physics, order):
     """Find the scatterers in every image of PATH (positions in Å, one list per image row)."""
-    from .inverse import make_detector
     from .io import read
+    from .synth import kernel_image
 
     ds = read(path, order=order)
-    detector = make_detector(method, _kernel_for(ds, physics), ds.grid)
+    model = _kernel_for(ds, physics)
+    row = kernel_image(model, ds.grid) if physics else ds.kernel
+    detector = _method(method, model, ds.grid, row, weights)
     n = ds.n_images if limit is None else min(limit, ds.n_images)
-    found = []
+    found, confidence = [], []
     with progress(n, f"detect ({method})") as bar:
-        for img in ds.images[:n]:
-            found.append(np.asarray(detector(img)).round(6).tolist())
-            bar.update(1)
-    _write_json(out, {"method": method, "positions": found})
+        for s in range(0, n, 64):
+            images = np.asarray(ds.images[s:min(n, s + 64)])
+            if method == "unet":  # a batch at once, with confidences
+                pos, conf = detector.detect(images)
+                confidence += [np.round(c, 4).tolist() for c in conf]
+            else:
+                pos = [detector(img) for img in images]
+            found += [np.asarray(p).round(6).tolist() for p in pos]
+            bar.update(len(images))
+    record = {"method": method, "positions": found}
+    if confidence:
+        record["confidence"] = confidence
+    _write_json(out, record)
     total = sum(len(f) for f in found)
     click.echo(f"{out}: {total} scatterers in {n} images ({method})")
 
 
 @cli.command("kernel")
 @click.argument("path", type=click.Path())
-@click.option("--method", type=click.Choice(["lsq", "blind"]), default="lsq", show_default=True,
-              help="lsq: least squares with the file's positions; blind: from the images alone.")
+@click.option("--method", type=click.Choice(["lsq", "blind", "vae", "direct"]), default="lsq",
+              show_default=True,
+              help="lsq: least squares with the file's positions; blind: from the images alone; "
+                   "vae: learned, two-step latent alignment (extra 'ml'); direct: its one-step "
+                   "baseline.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Kernel image (.npy), indexed [iy, ix] on the file's grid.")
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=8, show_default=True,
               help="How many images to use.")
+@WEIGHTS
 @ORDER
 @_guarded
-def kernel_cmd(path, method, out, n_images, order):
+def kernel_cmd(path, method, out, n_images, weights, order):
     """Estimate the single-scatterer kernel from the images; compare with the kernel row."""
     from .bench import kernel_nmse
     from .inverse import blind_kernel, kernel_from_positions
@@ -458,21 +492,45 @@ def kernel_cmd(path, method, out, n_images, order):
     if n == 0:
         raise FormatError(path, None, None, "no images to estimate a kernel from")
     images = ds.images[:n]
-    if method == "lsq":
-        est = kernel_from_positions(images, ds.positions[:n], ds.grid)
+    if method in ("vae", "direct"):
+        img = _learned_kernel(images, ds.grid, method, weights)
+    elif method == "lsq":
+        img = kernel_from_positions(images, ds.positions[:n], ds.grid).image(ds.grid)
     else:
-        est = blind_kernel(images, ds.grid)[0]
-    img = est.image(ds.grid)
+        img = blind_kernel(images, ds.grid)[0].image(ds.grid)
     with atomic_output(out, compress=False) as f:
         np.save(f, img)
     click.echo(f"{out}: kernel from {n} images ({method}); NMSE against the file's kernel row "
                f"(best scale and sign): {kernel_nmse(img, ds.kernel):.3e}")
 
 
+def _learned_kernel(images, grid, method, weights) -> np.ndarray:
+    """The learned kernel extractor's estimate, scaled like the kernel row is not known:
+    unit RMS (compare with best scale and sign)."""
+    from .methods import learned_available
+
+    if not learned_available():
+        _fail(f"method {method!r} needs torch: pip install 'qpiset[ml]'")
+    from .ml.kernel_vae import load_kernel_extractor
+
+    try:
+        extractor, state = load_kernel_extractor(weights)
+    except ValueError as exc:
+        _fail(str(exc))
+    res, fov = state["grid"]
+    if grid.resolution != int(res):
+        _fail(f"the kernel model takes {int(res)} px images, these have {grid.resolution}")
+    if abs(grid.fov / float(fov) - 1) > 0.1:
+        click.echo(f"warning: the kernel model was trained on a {float(fov):g} Å field, these "
+                   f"images cover {grid.fov:g} Å", err=True)
+    return extractor(images, method)
+
+
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--methods", default="matched,sparse", show_default=True,
-              help="Comma-separated detectors to run (matched, sparse), and optionally "
+              help="Comma-separated detectors to run (matched, sparse; unet and hybrid with "
+                   "the extra 'ml'), and optionally "
                    "'oracle', a fit started at the true positions (a reference that uses the "
                    "truth); empty for none.")
 @click.option("--predictions", "prediction_files", multiple=True, type=click.Path(),
@@ -482,19 +540,23 @@ def kernel_cmd(path, method, out, n_images, order):
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
               show_default=True, help="Matching tolerance (Å).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
+@WEIGHTS
 @PHYSICS
 @ORDER
 @_guarded
-def bench(path, methods, prediction_files, out, tol, limit, physics, order):
+def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order):
     """Run detectors on every image of PATH and score them against the file's positions."""
     from .bench import markdown_table, run_benchmark
     from .io import atomic_output, read
+    from .methods import DETECTOR_NAMES, LEARNED, learned_available
 
     ds = read(path, order=order)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names:
-        if m not in ("matched", "sparse", "oracle"):
+        if m not in DETECTOR_NAMES + ("oracle",):
             raise click.BadParameter(f"unknown method {m!r}", param_hint="--methods")
+        if m in LEARNED and not learned_available():
+            _fail(f"method {m!r} needs torch: pip install 'qpiset[ml]'")
     predictions = {}
     for p in prediction_files:
         predictions[_prediction_name(p, predictions)] = _load_predictions(p, ds.n_images)
@@ -504,7 +566,7 @@ def bench(path, methods, prediction_files, out, tol, limit, physics, order):
     with progress(n * (len(names) + len(predictions)), "bench") as bar:
         results = run_benchmark(ds, names, tol=tol, kernel=_kernel_for(ds, physics) if physics
                                 else None, predictions=predictions, limit=limit,
-                                on_image=bar.update)
+                                on_image=bar.update, weights=weights)
     results["config"]["path"] = str(path)
     _write_json(out, results)
     table = markdown_table(results)
@@ -513,6 +575,142 @@ def bench(path, methods, prediction_files, out, tol, limit, physics, order):
         f.write(table.encode())
     click.echo(table, nl=False)
     click.echo(f"{out}: results; {md}: table")
+
+
+@cli.group()
+def train() -> None:
+    """Train learned models (extra 'ml': pip install 'qpiset[ml]')."""
+
+
+def _need_torch() -> None:
+    from .methods import learned_available
+
+    if not learned_available():
+        _fail("training needs torch: pip install 'qpiset[ml]'")
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _range(ctx, param, value: str):
+    try:
+        lo, hi = (float(v) for v in value.split(":", 1))
+        if not (0 <= lo <= hi and math.isfinite(hi)):
+            raise ValueError
+        return (lo, hi)
+    except ValueError:
+        raise click.BadParameter("give LO:HI with 0 <= LO <= HI, e.g. 0:1.2") from None
+
+
+@train.command("detector")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Checkpoint (.pt): best weights and the state to resume from.")
+@click.option("--data", type=click.Path(), default=None,
+              help="Train on this row-format file or .zarr store instead of simulated data.")
+@click.option("--simulate", "simulate_", is_flag=True, default=False,
+              help="Train on the simulated stream (the default when --data is not given).")
+@click.option("--kernels", "n_kernels", type=click.IntRange(min=0), default=48,
+              show_default=True, help="Family kernels in the simulated bank (plus Cu(111)).")
+@click.option("--kernel-seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--noise", default="0:1.2", show_default=True, callback=_range,
+              help="White-noise levels LO:HI (fraction of image std) of the stream.")
+@click.option("--default-weight", type=click.FloatRange(min=0, max=1), default=0.25,
+              show_default=True,
+              help="Fraction of simulated batches made with the default kernel (Cu(111), E_F).")
+@click.option("--width", type=click.IntRange(min=4), default=16, show_default=True,
+              help="Channels of the network's first level.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3,
+              show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Early stopping: epochs without a better validation F1.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after the epoch that passes this wall-clock budget.")
+@click.option("--val-images", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Validation images per kernel and noise level.")
+@click.option("--val-kernels", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Held-out family kernels in the validation set.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@_guarded
+def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, default_weight,
+                       width, batch_size,
+                       steps_per_epoch, epochs, lr, patience, max_minutes, val_images,
+                       val_kernels, seed, resume):
+    """Train the kernel-conditioned detector (qpiset detect --method unet --weights OUT)."""
+    _need_torch()
+    if data is not None and simulate_:
+        raise click.UsageError("give --data or --simulate, not both")
+    from .ml.train import train_detector
+
+    try:
+        record = train_detector(
+            out, data=data, n_kernels=n_kernels, kernel_seed=kernel_seed, width=width,
+            batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
+            noise=noise, default_weight=default_weight, patience=patience, seed=seed, resume=resume, max_minutes=max_minutes,
+            val_images=val_images, val_kernels=val_kernels,
+            progress=lambda total, desc: _steps_bar(total, desc), log=_echo_err)
+    except ValueError as exc:
+        _fail(str(exc))
+    best = record["val_best"]
+    click.echo(f"{out}: detector after {record['step']} steps ({record['seconds'] / 60:.1f} min); "
+               f"validation F1 {best['all']['f1']:.3f}, 51-100 scatterers "
+               f"{best['51-100'].get('f1', float('nan')):.3f}; thresholds "
+               f"{record['threshold']:g}/{record['high']:g}")
+
+
+def _steps_bar(total: int, desc: str):
+    bar = progress(total, desc)
+    bar.unit = "step"
+    return bar
+
+
+@train.command("kernel-vae")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Checkpoint (.pt): VAE, observation encoder and one-step baseline.")
+@click.option("--kernels", "n_kernels", type=click.IntRange(min=3), default=240,
+              show_default=True, help="Kernels in the family (from the physics engine).")
+@click.option("--test-kernels", "n_test", type=click.IntRange(min=1), default=40,
+              show_default=True, help="Kernels held out for testing.")
+@click.option("--images-per-kernel", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--vae-steps", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="Step 1: the VAE of kernels.")
+@click.option("--observer-steps", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Step 2: the observation encoder; the one-step baseline gets the same.")
+@click.option("--align-weight", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Weight of the latent distance in step 2's loss (besides the decoded "
+                   "kernel's error).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--latent", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--width", type=click.IntRange(min=4), default=16, show_default=True)
+@click.option("--noise", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Training white noise up to this fraction of image std.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes building the kernel bank (the result does not depend on it).")
+@_guarded
+def train_kernel_vae_cmd(out, n_kernels, n_test, images_per_kernel, vae_steps, observer_steps,
+                         align_weight, batch_size, latent, width, noise, seed, workers):
+    """Train the kernel extractor (two-step latent alignment, and the one-step baseline)."""
+    _need_torch()
+    from .ml.train_kernel import train_kernel_vae
+
+    try:
+        record = train_kernel_vae(
+            out, n_kernels=n_kernels, n_test=n_test, images_per_kernel=images_per_kernel,
+            vae_steps=vae_steps, observer_steps=observer_steps, align_weight=align_weight,
+            batch_size=batch_size,
+            latent=latent, width=width, noise=noise, seed=seed, workers=workers,
+            progress=lambda total, desc: _steps_bar(total, desc), log=_echo_err)
+    except ValueError as exc:
+        _fail(str(exc))
+    ev = record["evaluation"]
+    click.echo(f"{out}: held-out kernel NMSE (single image) two-step "
+               f"{ev['vae']['nmse_image_mean']:.3f}, one-step {ev['direct']['nmse_image_mean']:.3f}"
+               f" ({100 * ev['improvement']:.0f} % lower); {record['seconds'] / 60:.1f} min")
 
 
 def _prediction_name(path, taken) -> str:

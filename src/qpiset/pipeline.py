@@ -110,14 +110,17 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
     if bench_images:
         from .bench import markdown_table, run_benchmark
 
+        from .methods import learned_available
+
         k = min(bench_images, ds.n_images)
-        echo(f"[4/5] bench: matched filter and sparse deconvolution on the first {k} images "
-             "(from the file alone)")
+        methods = ("matched", "sparse") + (("unet",) if learned_available() else ())
+        echo(f"[4/5] bench: {', '.join(methods)} on the first {k} images (from the file alone"
+             f"{'' if learned_available() else '; the learned detector needs the extra ml'})")
         if progress is not None:
-            with progress(2 * k, "bench") as bar:
-                results = run_benchmark(ds, ("matched", "sparse"), limit=k, on_image=bar.update)
+            with progress(len(methods) * k, "bench") as bar:
+                results = run_benchmark(ds, methods, limit=k, on_image=bar.update)
         else:
-            results = run_benchmark(ds, ("matched", "sparse"), limit=k)
+            results = run_benchmark(ds, methods, limit=k)
         table = markdown_table(results)
         for name, text in (("bench.json", json.dumps(results, indent=1)), ("bench.md", table)):
             with atomic_output(out / name, compress=False) as f:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -79,6 +80,9 @@ class SparseDeconvolution:
     local_half: int = 12
     xtol: float = 1e-3
     rtol: float = 1e-5
+    #: Another source of seeds, ``f(image) -> (positions (k, 2) Å, strengths (k,))``, in
+    #: place of stages 1-2 (the learned ``hybrid`` detector passes its network's here).
+    seeder: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         self.op = CandidateGrid(self.model, self.oversample, self.margin)
@@ -129,7 +133,7 @@ class SparseDeconvolution:
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(image, dtype=float)
         flat = y.ravel()
-        pos, s = self.seeds(y)
+        pos, s = self.seeds(y) if self.seeder is None else self.seeder(y)
         fit = refine(self.model, flat, pos, s, float(np.median(y)), rtol=1e-5, xtol=0.01,
                      max_iter=10)
         refused: list[np.ndarray] = []  # splits refused: (x, y, s, local rss, spread)

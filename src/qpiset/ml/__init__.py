@@ -1,0 +1,35 @@
+"""Learned inverse models (optional extra ``ml``: ``pip install 'qpiset[ml]'``, torch).
+
+The data flow is the same as the classical stages': images + the file's kernel row in,
+positions (Å) or a kernel image out. Modules, one job each:
+
+- :mod:`~qpiset.ml.data`: torch datasets over a row-format file and over the chunked
+  store (lazy, safe in DataLoader worker processes), and :class:`~qpiset.ml.data.SimulatedStream`,
+  an endless stream of simulated batches (the generator of ``qpiset generate``, one seed
+  per batch, so the stream is the same for any number of workers);
+- :mod:`~qpiset.ml.targets`: scatterer positions <-> per-cell occupancy and sub-pixel offsets
+  on a grid twice as fine as the image's;
+- :mod:`~qpiset.ml.detector`: the kernel-conditioned detector network and
+  :class:`~qpiset.ml.detector.UNetDetector` (``qpiset detect --method unet``);
+- :mod:`~qpiset.ml.kernel_vae`: the kernel extractor by latent alignment (a VAE of kernels
+  plus an observation encoder) and the one-step baseline (``qpiset kernel --method vae``);
+- :mod:`~qpiset.ml.train`: training loops with progress, per-epoch validation with the
+  benchmark's metrics, checkpoint/resume, early stopping (``qpiset train``);
+- ``weights/``: the shipped models (``models/README.md`` in the repository is their card).
+
+The core package never imports this one.
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("qpiset.ml needs torch: pip install 'qpiset[ml]'") from exc
+
+from pathlib import Path
+
+#: Where the shipped weights live (package data).
+WEIGHTS = Path(__file__).with_name("weights")
+
+__all__ = ["WEIGHTS"]
