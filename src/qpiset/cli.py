@@ -523,7 +523,10 @@ def _learned_kernel(images, grid, method, weights) -> np.ndarray:
     if abs(grid.fov / float(fov) - 1) > 0.1:
         click.echo(f"warning: the kernel model was trained on a {float(fov):g} Å field, these "
                    f"images cover {grid.fov:g} Å", err=True)
-    return extractor(images, method)
+    try:
+        return extractor(images, method)
+    except ValueError as exc:  # e.g. a checkpoint without the one-step baseline
+        _fail(f"{weights or 'the shipped kernel model'}: {exc}")
 
 
 @cli.command()
@@ -557,6 +560,13 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, or
             raise click.BadParameter(f"unknown method {m!r}", param_hint="--methods")
         if m in LEARNED and not learned_available():
             _fail(f"method {m!r} needs torch: pip install 'qpiset[ml]'")
+        if m in LEARNED:  # a bad checkpoint is bad input, named before any work
+            from .ml.detector import load_detector
+
+            try:
+                load_detector(weights)
+            except ValueError as exc:
+                _fail(str(exc))
     predictions = {}
     for p in prediction_files:
         predictions[_prediction_name(p, predictions)] = _load_predictions(p, ds.n_images)
@@ -634,10 +644,12 @@ def _range(ctx, param, value: str):
 @click.option("--val-kernels", type=click.IntRange(min=0), default=4, show_default=True,
               help="Held-out family kernels in the validation set.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out (same settings).")
+@click.option("--order", type=click.Choice(["F", "C"]), default="F", show_default=True,
+              help="Pixel order of a row-format --data file.")
 @_guarded
 def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, default_weight,
-                       width, batch_size,
+                       order, width, batch_size,
                        steps_per_epoch, epochs, lr, patience, max_minutes, val_images,
                        val_kernels, seed, resume):
     """Train the kernel-conditioned detector (qpiset detect --method unet --weights OUT)."""
@@ -651,7 +663,7 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
             out, data=data, n_kernels=n_kernels, kernel_seed=kernel_seed, width=width,
             batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
             noise=noise, default_weight=default_weight, patience=patience, seed=seed, resume=resume, max_minutes=max_minutes,
-            val_images=val_images, val_kernels=val_kernels,
+            val_images=val_images, val_kernels=val_kernels, order=order,
             progress=lambda total, desc: _steps_bar(total, desc), log=_echo_err)
     except ValueError as exc:
         _fail(str(exc))

@@ -120,6 +120,13 @@ class RowFileImages(TorchDataset):
         offsets = ends[2:]  # line 4 starts after the third newline
         if offsets[-1] < pos:  # no newline after the last line
             offsets = np.append(offsets, pos + 1)
+        # blank lines at the end are not images (as for qpiset.read)
+        with open(self.path, "rb") as f:
+            while len(offsets) > 1:
+                f.seek(int(offsets[-2]))
+                if f.read(int(offsets[-1] - offsets[-2])).strip():
+                    break
+                offsets = offsets[:-1]
         return offsets.astype(np.int64)
 
     def __len__(self) -> int:

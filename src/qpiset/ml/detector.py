@@ -59,7 +59,9 @@ def physics_channels(images: torch.Tensor, kernels: torch.Tensor) -> tuple[torch
     filters = [K.conj()] + [K.conj() / (power + a * top) for a in WIENER_ALPHAS]
     for H in filters:
         r = torch.fft.irfft2(Y * H, s=(P, P))
-        # r[d] = sum_j y[j + d] k[j]; the kernel row is centred at index R/2
+        # r[d] = sum_j y[j + d] k[j]; rolled by R/2, while the row's centre (0, 0) lies
+        # at index (R-1)/2: the maps peak half a pixel from the scatterer, the same way
+        # for every kernel on the grid (the network has learnt it)
         r = torch.roll(r, shifts=(R // 2, R // 2), dims=(1, 2))[:, :R, :R]
         r = r - r.flatten(1).mean(dim=1)[:, None, None]
         maps.append(r / r.flatten(1).std(dim=1).clamp_min(1e-12)[:, None, None])
@@ -116,12 +118,17 @@ class DetectorNet(nn.Module):
         return self.head(d1)
 
 
-def save_detector(path, net: DetectorNet, grid: Grid, **info: Any) -> None:
-    """Write the weights, architecture, training grid and ``info`` (threshold, training
-    record) atomically."""
-    save_checkpoint(path, {"kind": "detector", "config": net.config,
-                           "state": net.state_dict(),
-                           "grid": [grid.resolution, grid.fov], "info": info})
+def save_detector(path, net: DetectorNet, grid: Grid, state=None, train=None,
+                  **info: Any) -> None:
+    """Write the weights (``state``, default the network's), architecture, training grid,
+    ``info`` (thresholds, training record) and optionally the state to resume ``train``,
+    in one atomic write."""
+    record = {"kind": "detector", "config": net.config,
+              "state": net.state_dict() if state is None else state,
+              "grid": [grid.resolution, grid.fov], "info": info}
+    if train is not None:
+        record["train"] = train
+    save_checkpoint(path, record)
 
 
 class UNetDetector:

@@ -127,9 +127,9 @@ def tune_thresholds(detector: UNetDetector, batches) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def _loader(data, batch_size: int, seed: int, start: int):
+def _loader(data, batch_size: int, seed: int, start: int, order: str = "F"):
     """Endless batches from a file or store, reshuffled each pass by the seed."""
-    ds = open_images(data)
+    ds = open_images(data, order=order)
     n = len(ds)
     if n == 0:
         raise ValueError(f"{data}: no images to train on")
@@ -144,13 +144,18 @@ def _loader(data, batch_size: int, seed: int, start: int):
         b += 1
 
 
+#: The settings a resumed run must share with the run it continues.
+_RUN_KEYS = ("seed", "n_kernels", "kernel_seed", "width", "batch_size", "steps_per_epoch",
+             "epochs", "lr", "noise", "varied_strength", "default_weight", "data", "grid", "order")
+
+
 def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                    grid: Grid | None = None, width: int = 16, batch_size: int = 32,
                    steps_per_epoch: int = 100, epochs: int = 50, lr: float = 2e-3,
                    noise: tuple[float, float] = (0.0, 1.2), varied_strength: float = 0.25,
                    default_weight: float = 0.25, patience: int = 10, seed: int = 0,
                    resume: bool = False,
-                   max_minutes: float | None = None, val_images: int = 32,
+                   max_minutes: float | None = None, val_images: int = 32, order: str = "F",
                    val_kernels: int = 4, progress: Progress | None = None,
                    log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Train the kernel-conditioned detector and write it to ``out``.
@@ -161,7 +166,8 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         Checkpoint: the best weights (what :func:`qpiset.ml.detector.load_detector` reads)
         and the state to resume from.
     data : path, optional
-        Train on a row-format file or store instead of the simulated stream.
+        Train on a row-format file or store instead of the simulated stream (at its grid;
+        ``order`` is the row format's pixel order). The validation set is still simulated.
     n_kernels, kernel_seed : int
         Size and seed of the family in the kernel bank (plus the default kernel).
     width : int
@@ -186,13 +192,18 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     dict
         The training record (history of per-epoch losses and validation metrics).
     """
+    if data is not None:  # train at the file's grid
+        grid = open_images(data, order=order).grid
     grid = grid or Grid()
+    if grid.resolution % 8:
+        raise ValueError(f"the detector needs a resolution divisible by 8, got {grid.resolution}")
     log = log or (lambda s: None)
     torch.manual_seed(seed)
     out = Path(out)
     record: dict[str, Any] = {"seed": seed, "n_kernels": n_kernels, "kernel_seed": kernel_seed,
                               "width": width, "batch_size": batch_size,
-                              "steps_per_epoch": steps_per_epoch, "lr": lr,
+                              "steps_per_epoch": steps_per_epoch, "epochs": epochs, "lr": lr,
+                              "order": order,
                               "noise": list(noise), "varied_strength": varied_strength,
                               "default_weight": default_weight,
                               "data": None if data is None else str(data),
@@ -214,9 +225,15 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         train = state.get("train")
         if not train:
             raise ValueError(f"{out}: has no training state to resume from")
+        saved = train["record"]
+        changed = [k for k in _RUN_KEYS if saved.get(k) != record.get(k)]
+        if changed:
+            raise ValueError(f"{out}: was trained with other settings ("
+                             + ", ".join(f"{k} {saved.get(k)!r}, now {record.get(k)!r}"
+                                         for k in changed) + "); resume with the same ones")
         net.load_state_dict(train["last"])
         opt.load_state_dict(train["optimizer"])
-        record = train["record"]
+        record = saved
         best_state = state["state"]
         log(f"resuming at step {record['step']} (epoch {len(record['history'])})")
     # validation: the default kernel at the benchmark's noise levels + unseen family kernels
@@ -233,13 +250,13 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                                       weights=weights))
         batches = ((b, grid) for b in stream)
     else:
-        batches = _loader(data, batch_size, seed, record["step"])
+        batches = _loader(data, batch_size, seed, record["step"], order)
     detector = UNetDetector(net, np.zeros((grid.resolution,) * 2), grid)
     t_start = time.perf_counter() - record["seconds"]
     bar = progress(total, "training") if progress else None
     if bar is not None:
         bar.update(record["step"])
-    while record["step"] < total:
+    while record["step"] < total and record["bad_epochs"] < patience:
         net.train()
         losses = []
         for _ in range(steps_per_epoch):
@@ -294,15 +311,11 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
 
 
 def _save(out, net, best_state, opt, record, grid) -> None:
-    best = DetectorNet(**net.config)
-    best.load_state_dict(best_state)
-    save_detector(out, best, grid, threshold=record.get("threshold", 0.5),
-                  high=record.get("high", 0.9), record=_jsonable(record))
-    state = torch.load(out, weights_only=True)
-    state["train"] = {"last": net.state_dict(), "optimizer": opt.state_dict(), "record": record}
-    from .nets import save_checkpoint
-
-    save_checkpoint(out, state)
+    """One atomic write: the best weights (what inference loads) and the training state."""
+    save_detector(out, net, grid, state=best_state, threshold=record.get("threshold", 0.5),
+                  high=record.get("high", 0.9), record=_jsonable(record),
+                  train={"last": net.state_dict(), "optimizer": opt.state_dict(),
+                         "record": record})
 
 
 def _jsonable(record: dict) -> dict:

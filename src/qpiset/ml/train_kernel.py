@@ -41,14 +41,15 @@ def _bank_entry(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_kernel_bank(n_kernels: int, images_per_kernel: int, *, seed: int = 0,
-                      grid: Grid | None = None, workers: int = 1,
+                      grid: Grid | None = None, workers: int = 1, models=None,
                       on_kernel: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Kernels ``(n, R, R)`` (canonical), clean image pools ``(n, m, R, R)`` and the
-    kernels' parameters, built in ``workers`` processes (the result does not depend on it)."""
+    kernels' parameters (``sample_family(n_kernels, seed, models, fov)``), built in
+    ``workers`` processes (the result does not depend on it)."""
     from ..families import sample_family
 
     grid = grid or Grid()
-    family = sample_family(n_kernels, seed, fov=grid.fov)
+    family = sample_family(n_kernels, seed, models, fov=grid.fov)
     jobs = [(p, grid, images_per_kernel,
              int(np.random.SeedSequence(seed, spawn_key=(3, i)).generate_state(1)[0]))
             for i, p in enumerate(family)]
@@ -134,7 +135,7 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
                      width: int = 16, lr: float = 1e-3, beta: float = 1e-3,
                      noise: float = 0.5, seed: int = 0, workers: int = 1,
                      test_noise: float = 0.1, align_weight: float = 0.1,
-                     bank: dict[str, Any] | None = None, progress=None,
+                     bank: dict[str, Any] | None = None, models=None, progress=None,
                      log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Train the two-step kernel extractor and the one-step baseline; write both to
     ``out`` (:func:`qpiset.ml.kernel_vae.load_kernel_extractor` reads it) and return the
@@ -159,6 +160,8 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
         Step 2's loss is the error of the kernel decoded (frozen decoder) from the
         observation's latent plus ``align_weight`` times the squared distance to the
         VAE's latent mean of the true kernel (the alignment).
+    models : list of str, optional
+        Kernel models of the family (default: all with a sampler).
     bank : dict, optional
         A bank from :func:`build_kernel_bank` with these ``n_kernels``, ``images_per_kernel``
         and ``seed`` (to reuse one across runs); built when not given.
@@ -171,7 +174,8 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
     if bank is None:
         bar = progress(n_kernels, "kernel bank") if progress else None
         bank = build_kernel_bank(n_kernels, images_per_kernel, seed=seed, grid=grid,
-                                 workers=workers, on_kernel=bar.update if bar is not None else None)
+                                 workers=workers, models=models,
+                                 on_kernel=bar.update if bar is not None else None)
         if bar is not None:
             bar.close()
     if bank["images"].shape[:2] != (n_kernels, images_per_kernel):
@@ -234,7 +238,7 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
     if bar is not None:
         bar.close()
     extractor = KernelExtractor(vae, observer, direct)
-    # held-out kernels, images with the test noise (seeded apart from training)
+    # held-out kernels (never trained on), images with the test noise
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(4,)))
     clean = bank["images"][test]
     noisy = clean + test_noise * clean.std(axis=(2, 3), keepdims=True) * rng.standard_normal(
@@ -244,7 +248,7 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
               "images_per_kernel": images_per_kernel, "vae_steps": vae_steps,
               "observer_steps": observer_steps, "batch_size": batch_size, "latent": latent,
               "width": width, "lr": lr, "beta": beta, "noise": noise, "test_noise": test_noise,
-              "align_weight": align_weight,
+              "align_weight": align_weight, "models": models,
               "grid": [grid.resolution, grid.fov], "test_kernels": test.tolist(),
               "history": history, "evaluation": evaluation,
               "seconds": time.perf_counter() - t0}
