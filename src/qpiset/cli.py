@@ -662,9 +662,9 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
         record = train_detector(
             out, data=data, n_kernels=n_kernels, kernel_seed=kernel_seed, width=width,
             batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
-            noise=noise, default_weight=default_weight, patience=patience, seed=seed, resume=resume, max_minutes=max_minutes,
-            val_images=val_images, val_kernels=val_kernels, order=order,
-            progress=lambda total, desc: _steps_bar(total, desc), log=_echo_err)
+            noise=noise, default_weight=default_weight, patience=patience, seed=seed,
+            resume=resume, max_minutes=max_minutes, val_images=val_images,
+            val_kernels=val_kernels, order=order, progress=_steps_bar, log=_echo_err)
     except ValueError as exc:
         _fail(str(exc))
     best = record["val_best"]
@@ -714,9 +714,8 @@ def train_kernel_vae_cmd(out, n_kernels, n_test, images_per_kernel, vae_steps, o
         record = train_kernel_vae(
             out, n_kernels=n_kernels, n_test=n_test, images_per_kernel=images_per_kernel,
             vae_steps=vae_steps, observer_steps=observer_steps, align_weight=align_weight,
-            batch_size=batch_size,
-            latent=latent, width=width, noise=noise, seed=seed, workers=workers,
-            progress=lambda total, desc: _steps_bar(total, desc), log=_echo_err)
+            batch_size=batch_size, latent=latent, width=width, noise=noise, seed=seed,
+            workers=workers, progress=_steps_bar, log=_echo_err)
     except ValueError as exc:
         _fail(str(exc))
     ev = record["evaluation"]
