@@ -131,9 +131,12 @@ def markdown(summary: dict) -> str:
         m = k[method]
         lines.append(f"| {label} | {m['nmse_image_mean']:.3f} | {m['nmse_image_median']:.3f} "
                      f"| {m['nmse_file_mean']:.3f} |")
-    lines += ["", f"Two-step NMSE is {100 * k['improvement_image']:.0f} % lower than the "
-                  f"one-step baseline's from one image, {100 * k['improvement_file']:.0f} % "
-                  "from all images of a kernel.", ""]
+    def change(x):
+        return f"{100 * x:.0f} % lower" if x >= 0 else f"{-100 * x:.0f} % higher"
+
+    lines += ["", f"Two-step NMSE is {change(k['improvement_image'])} than the one-step "
+                  f"baseline's from one image, {change(k['improvement_file'])} from all images "
+                  "of a kernel.", ""]
     return "\n".join(lines)
 
 
