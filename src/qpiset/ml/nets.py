@@ -64,7 +64,8 @@ def load_checkpoint(path, kind: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # torch raises many types for a damaged file
-        raise ValueError(f"{path}: not a qpiset checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a qpiset checkpoint (torch.load failed: "
+                         f"{type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("kind") != kind:
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path}: holds a {found!r} model, expected {kind!r}")
