@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # pulls a multi-GB CUDA build); elsewhere `make TORCH=torch` or any torch>=2.2 will do
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-fast bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/qpiset demo --out demo
 
+# everything: the layers contract (import-linter), then every test tier
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# the inner loop: the contract and the tests not marked slow (under 2 minutes on 2 cores)
+test-fast: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

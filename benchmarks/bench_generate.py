@@ -6,7 +6,7 @@ per image at uniform random positions in [-50, 50]² Å, strength 1, kernel
 
 Measured (all in one run, so only ratios are meaningful across machines):
 
-* ours     ``qpiset.synth.render_batch`` with ``threads=1`` and with all numba threads,
+* ours     ``qpiset.forward.Forward.render_batch`` with ``threads=1`` and with all numba threads,
            after one warm-up call (JIT load and the kernel's radial table).
 * j0/y0    per scatterer, the whole pixel array at once with ``scipy.special.j0/y0``:
            ``Y0(kr)² - J0(kr)²`` with real ``k`` — the unitary scatterer WITHOUT tip
@@ -98,7 +98,7 @@ def baseline_cap(n_images: int, patterns: np.ndarray) -> np.ndarray:
 def exact_image(kernel_params: dict, resolution: int, fov: float, positions: np.ndarray,
                 chunk: int = 10) -> np.ndarray:
     """``sum_i K(X - x_i, Y - y_i)`` with the kernel's exact quadrature (slow)."""
-    from qpiset.grid import Grid
+    from qpiset.core import Grid
     from qpiset.physics import make_kernel
 
     kernel = make_kernel(**kernel_params)
@@ -134,12 +134,17 @@ def run(n_images: int = 2000, baseline_images: int = 20, cap_images: int = 500,
         log=print) -> dict:
     import numba
 
-    from qpiset.grid import Grid
+    from qpiset.core import Grid
+    from qpiset.forward import Forward
     from qpiset.physics import FriedelKernel
-    from qpiset.synth import render_batch
 
     kernel = FriedelKernel("Cu(111)", energy=0.0)
     grid = Grid(RESOLUTION, FOV)
+    op = Forward(kernel, grid)
+
+    def render_batch(kernel, grid, positions, strengths, threads=None):
+        return op.render_batch(positions, strengths, threads=threads)
+
     X, Y = grid.meshgrid()
     positions = make_positions(max(n_images, baseline_images, accuracy_images), seed)
     strengths = [np.ones(SCATTERERS) for _ in positions]

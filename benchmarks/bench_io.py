@@ -83,9 +83,9 @@ def run(n: int = 1000, repeats: int = 3, seed: int = 0, workdir: str | None = No
     import pandas as pd
 
     import qpiset
-    from qpiset.grid import Grid
+    from qpiset.core import Grid
+    from qpiset.forward import simulate
     from qpiset.physics import FriedelKernel
-    from qpiset.synth import simulate
 
     t0 = time.perf_counter()
     ds = simulate(FriedelKernel(), Grid(64, 100.0), n=n, seed=seed)

@@ -44,10 +44,9 @@ def detection_default(args, out: Path) -> dict:
 
 def detection_unseen(args) -> list[dict]:
     from qpiset.bench import run_benchmark
-    from qpiset.families import sample_family
-    from qpiset.grid import Grid
+    from qpiset.core import Grid
+    from qpiset.forward import sample_family, simulate
     from qpiset.physics import make_kernel
-    from qpiset.synth import simulate
 
     grid = Grid(64, 100.0)
     rows = []
@@ -74,11 +73,10 @@ def detection_unseen(args) -> list[dict]:
 
 def kernel_extraction(args) -> dict:
     from qpiset.bench import kernel_nmse
-    from qpiset.families import sample_family
-    from qpiset.grid import Grid
-    from qpiset.ml.kernel_vae import load_kernel_extractor
+    from qpiset.core import Grid
+    from qpiset.forward import sample_family, simulate
+    from qpiset.inverse.learned.kernel_vae import load_kernel_extractor
     from qpiset.physics import make_kernel
-    from qpiset.synth import simulate
 
     extractor, state = load_kernel_extractor()
     record = state["info"]["record"]

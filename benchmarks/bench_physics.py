@@ -24,9 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine, publish, table  # noqa: E402
 
-from qpiset.grid import Grid  # noqa: E402
+from qpiset.core import Grid  # noqa: E402
+from qpiset.forward import Forward, snap_to_lattice  # noqa: E402
 from qpiset.physics import BdGKernel, FriedelKernel, LatticeKernel  # noqa: E402
-from qpiset.synth import kernel_image, render  # noqa: E402
+
+
+def kernel_image(kernel, grid):
+    return Forward(kernel, grid).kernel_row
+
+
+def render(kernel, grid, positions):
+    return Forward(kernel, grid).render(positions)
 
 
 def kernel_timing(make) -> dict:
@@ -69,7 +77,7 @@ def main() -> int:
         from qpiset.physics.multiple import propagator_table
 
         ms = {}
-        kernel = FriedelKernel("Cu(111)", energy=0.0, gamma=0.01)  # tip_sigma 1 Å
+        kernel = FriedelKernel("Cu(111)", energy=0.0, eta=0.01)  # tip_sigma 1 Å
         t0 = time.perf_counter()
         tab = propagator_table(kernel, 160.0)
         record["propagator_table_s"] = time.perf_counter() - t0
@@ -86,13 +94,12 @@ def main() -> int:
         text += "\n\n" + table(
             [[k, f"{v['born_s'] * 1e3:.1f}", f"{v['full_s']:.3f}", f"{v['ratio']:.0f}x",
               f"{v['max_rel_difference']:.2f}"] for k, v in ms.items()],
-            ["100 scatterers, 64x64, Cu(111) E_F, gamma 10 meV", "Born (ms)",
+            ["100 scatterers, 64x64, Cu(111) E_F, eta 10 meV", "Born (ms)",
              "full T-matrix (s)", "full / Born", "max |full - Born| / max |full|"])
         text += f"\npropagator table (once per kernel, 160 Å): {record['propagator_table_s']:.2f} s"
     # lattice multiple scattering: 100 impurities on lattice sites, clean G(R) computed once
     from qpiset.physics.lattice_multiple import (lattice_multiple_scattering_image,
                                                  lattice_propagator)
-    from qpiset.synth import snap_to_lattice
 
     lat = LatticeKernel("square", energy=0.1, mu=-1.0, reach=150.0)
     grid = Grid(64, 100.0)

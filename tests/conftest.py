@@ -1,14 +1,35 @@
-import os
+"""Shared fixtures and the test tiers.
 
-import numpy as np
+Markers (pyproject.toml): ``slow`` (over ~5 s; ``make test-fast`` leaves them out),
+``torch`` (needs the extra 'ml'; skipped with the reason without it, failing instead where
+``QPISET_REQUIRE_TORCH=1``), ``browser`` (headless chromium), ``cluster`` (a dask cluster).
+Test folders mirror ``src/qpiset``; :mod:`helpers` holds what several tests use.
+"""
+
+import os
+import sys
+
 import pytest
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, os.path.dirname(__file__))  # `import helpers` from every test folder
 
 settings.register_profile(
     "qpiset", deadline=None, max_examples=int(os.environ.get("QPISET_HYPOTHESIS_EXAMPLES", 40)),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("qpiset")
+
+
+def pytest_collection_modifyitems(config, items):
+    from helpers import have_torch
+
+    if have_torch() or os.environ.get("QPISET_REQUIRE_TORCH"):
+        return
+    skip = pytest.mark.skip(reason="needs the extra 'ml' (torch): pip install 'qpiset[ml]'")
+    for item in items:
+        if "torch" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture()
@@ -38,24 +59,7 @@ def cu():
 @pytest.fixture(scope="session")
 def small_ds(cu):
     """A small simulated dataset: 12 images, 24 px over 40 Å, up to 6 scatterers."""
-    from qpiset.grid import Grid
-    from qpiset.synth import simulate
+    from qpiset.core import Grid
+    from qpiset.forward import simulate
 
     return simulate(cu, Grid(24, 40.0), n=12, seed=3, max_scatterers=6, noise=0.1)
-
-
-def same_bits(a, b) -> bool:
-    """Equal to the last bit (distinguishes -0.0 from 0.0)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and np.array_equal(a.view(np.int64), b.view(np.int64))
-
-
-def assert_same_dataset(a, b):
-    assert a.grid == b.grid
-    assert same_bits(a.grid.x, b.grid.x)
-    assert a.max_scatterers == b.max_scatterers
-    assert same_bits(a.kernel, b.kernel)
-    assert same_bits(a.images, b.images)
-    assert len(a.positions) == len(b.positions)
-    for p, q in zip(a.positions, b.positions):
-        assert same_bits(p, q)

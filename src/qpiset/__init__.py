@@ -5,27 +5,22 @@ The public contract (DESIGN.md)::
     ds = qpiset.read("train.csv")     # order="F" (default) | "C" | "auto"
     ds.grid.x, ds.kernel, ds.images, ds.positions, ds.max_scatterers
     qpiset.write("copy.csv", ds)      # layout="padded" (default) | "ragged"
+
+The package is layered, each layer importing only from those below it:
+core < physics < forward < io < inverse < bench < workflows < {viz, cli}
+(README, "Architecture").
 """
 
-from __future__ import annotations
+from .core import SENTINEL, Dataset, FormatError, Grid, Recipe, __version__
+from .io import read, write
 
-from importlib import import_module
-from typing import Any
-
-__version__ = "0.1.0"
-
-from .dataset import SENTINEL, Dataset
-from .grid import Grid
-from .io import FormatError, read, write
-
-__all__ = ["Dataset", "Grid", "FormatError", "SENTINEL", "read", "write", "simulate",
-           "__version__"]
-
-_LAZY = {"simulate": ("qpiset.synth", "simulate")}  # numba loads only when simulating
+__all__ = ["Dataset", "Grid", "Recipe", "FormatError", "SENTINEL", "read", "write",
+           "simulate", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        return getattr(import_module(module), attr)
+def __getattr__(name: str):
+    if name == "simulate":  # numba loads only when simulating
+        from .forward import simulate
+
+        return simulate
     raise AttributeError(f"module 'qpiset' has no attribute {name!r}")

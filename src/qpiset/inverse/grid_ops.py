@@ -10,18 +10,18 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from .model import PixelModel
 
 __all__ = ["CandidateGrid"]
 
 
 class CandidateGrid:
-    """Linear operator ``A``: activations ``(o, o, C, C)`` -> image ``(R, R)`` ``[iy, ix]``.
+    """Linear operator ``A``: activations ``(o, o, C, C)`` -> image ``(R, R)`` ``[iy, ix]``,
+    for the kernel of a forward operator ``model`` (:class:`~qpiset.forward.Forward`).
 
     Candidate ``(phy, phx, Jy, Jx)`` sits at ``x0 + (J - margin + ph/o) * pitch``.
     """
 
-    def __init__(self, model: PixelModel, oversample: int = 2, margin: int = 3) -> None:
+    def __init__(self, model, oversample: int = 2, margin: int = 3) -> None:
         grid = model.grid
         self.model = model
         self.o = int(oversample)

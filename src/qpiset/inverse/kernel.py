@@ -11,18 +11,19 @@ point-scatterer pattern whose wave vector is read off the images' power-spectrum
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import itertools
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.interpolate import BSpline
 
-from ..grid import Grid
-from ..physics import Kernel
+from ..core.grid import Grid
+from ..physics import RadialKernel
 
-__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "ring_wavevector"]
+__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "ring_wavevector",
+           "LeastSquaresKernel", "BlindKernel"]
 
 
 def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 8.0) -> np.ndarray:
@@ -32,8 +33,15 @@ def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 
     return np.concatenate([[t[0]] * 3, t, [t[-1]] * 3])
 
 
-class SplineKernel(Kernel):
-    """An isotropic kernel given by radial cubic B-spline coefficients."""
+class SplineKernel(RadialKernel):
+    """An isotropic kernel given by radial cubic B-spline coefficients.
+
+    Examples
+    --------
+    >>> K = SplineKernel(_knots(10.0), np.ones(len(_knots(10.0)) - 4))
+    >>> SplineKernel(**{k: v for k, v in K.params().items() if k != "model"}) == K
+    True
+    """
 
     name = "spline"
 
@@ -51,12 +59,10 @@ class SplineKernel(Kernel):
     def default_step(self) -> float:
         return 0.01
 
-    def image(self, grid: Grid) -> np.ndarray:
-        """The kernel on ``grid`` (one scatterer at (0, 0)), ``[iy, ix]``."""
-        X, Y = grid.meshgrid()
-        return self.radial(np.hypot(X, Y))
-
     def params(self) -> dict[str, Any]:
+        return {"model": self.name, "knots": self.knots.tolist(), "coef": self.coef.tolist()}
+
+    def describe(self) -> dict[str, Any]:
         return {"model": self.name, "knots": int(self.knots.size), "r_max": self.r_max}
 
 
@@ -96,15 +102,15 @@ def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.n
     Returns
     -------
     SplineKernel
-        ``.image(grid)`` gives the kernel row.
+        ``.sample(grid)`` gives the kernel row.
 
     Examples
     --------
     >>> from qpiset.physics import FriedelKernel
-    >>> from qpiset.synth import simulate
+    >>> from qpiset.forward import simulate
     >>> ds = simulate(FriedelKernel(), Grid(24, 40.0), n=3, seed=0, max_scatterers=10)
     >>> K = kernel_from_positions(ds.images, ds.positions, ds.grid)
-    >>> K.image(ds.grid).shape
+    >>> K.sample(ds.grid).shape
     (24, 24)
     """
     # scatterers more than a field away from the centre say nothing useful about K
@@ -176,8 +182,8 @@ def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
 
     Returns ``(SplineKernel, positions)``; the kernel is determined up to scale and sign.
     """
+    from ..forward import Forward
     from ..physics import HBAR2_OVER_2ME, FriedelKernel
-    from .model import PixelModel
     from .refine import refine
     from .sparse import SparseDeconvolution
 
@@ -190,15 +196,39 @@ def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
         kk = k * scale
         guess = FriedelKernel(None, 0.0, mass=mass, band_bottom=-HBAR2_OVER_2ME * kk * kk / mass,
                               phase_shift=float(delta), tip_sigma=tip_sigma)
-        model = PixelModel(guess, grid)
-        pos, s = SparseDeconvolution(model, **(detector_options or {})).seeds(images[0])
+        model = Forward(guess, grid)
+        pos, s = SparseDeconvolution(**(detector_options or {})).seeds(images[0], model)
         fit = refine(model, images[0].ravel(), pos, s, float(np.median(images[0])), max_iter=5)
         trials.append((fit.rss, guess))
-    kernel: Kernel = min(trials, key=lambda t: t[0])[1]
+    kernel: RadialKernel = min(trials, key=lambda t: t[0])[1]
     positions: list[np.ndarray] = []
     for _ in range(iterations):
-        det = SparseDeconvolution(PixelModel(kernel, grid), **(detector_options or {}))
-        found = [det.detect(img) for img in images]
-        positions = [p for p, _ in found]
-        kernel = kernel_from_positions(images, positions, grid, [s for _, s in found])
+        found = SparseDeconvolution(**(detector_options or {})).detect(
+            np.asarray(images), Forward(kernel, grid))
+        positions = found.positions
+        kernel = kernel_from_positions(images, positions, grid, found.strengths)
     return kernel, positions
+
+
+@dataclass
+class LeastSquaresKernel:
+    """Kernel estimator ``lsq``: :func:`kernel_from_positions` with the file's positions."""
+
+    smooth: float = 1e-6
+
+    def estimate(self, images, grid: Grid, positions=None) -> SplineKernel:
+        if positions is None:
+            raise ValueError("method 'lsq' needs the scatterer positions")
+        return kernel_from_positions(images, positions, grid, smooth=self.smooth)
+
+
+@dataclass
+class BlindKernel:
+    """Kernel estimator ``blind``: :func:`blind_kernel`, from the images alone."""
+
+    iterations: int = 3
+    phases: int = 6
+    tip_sigma: float = 1.0
+
+    def estimate(self, images, grid: Grid, positions=None) -> SplineKernel:
+        return blind_kernel(images, grid, self.iterations, self.phases, self.tip_sigma)[0]

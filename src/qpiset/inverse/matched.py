@@ -16,22 +16,26 @@ scatterer (``benchmarks/README.md`` has its scores next to the sparse method's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
-from ..physics import Kernel
+from ..core.checks import as_image_stack
+from ..forward import Forward
+from ..physics import RadialKernel
 from .grid_ops import CandidateGrid
-from .model import PixelModel
+from .protocols import Detections
+
+__all__ = ["MatchedFilter"]
 
 
-class _Windowed(Kernel):
+class _Windowed(RadialKernel):
     """``K(r) exp(-(r/window)²)``: the matched filter's template."""
 
     name = "windowed"
 
-    def __init__(self, kernel: Kernel, window: float) -> None:
+    def __init__(self, kernel, window: float) -> None:
         self.kernel, self.window = kernel, float(window)
 
     def radial(self, r):
@@ -41,31 +45,44 @@ class _Windowed(Kernel):
     def params(self):
         return {"model": self.name, "window": self.window, "kernel": self.kernel.params()}
 
-__all__ = ["MatchedFilter"]
-
 
 @dataclass
 class MatchedFilter:
-    """Detector: kernel cross-correlation + peak picking with parabolic sub-pixel refinement."""
+    """Detector: kernel cross-correlation + peak picking with parabolic sub-pixel refinement.
 
-    model: PixelModel
+    Examples
+    --------
+    >>> from qpiset.core import Grid
+    >>> from qpiset.physics import FriedelKernel
+    >>> op = Forward(FriedelKernel(), Grid(32, 50.0))
+    >>> found = MatchedFilter().detect(op.render([[0.4, -3.1]])[None], op)
+    >>> np.round(found.positions[0], 1).tolist()
+    [[0.4, -3.1]]
+    """
+
     threshold: float = 0.3
     window: float = 10.0
+    _bound: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        template = PixelModel(_Windowed(self.model.kernel, self.window), self.model.grid)
-        self.op = CandidateGrid(template, oversample=1, margin=0)
-        self.norm = self.op.column_norm()
-        self.pitch = self.model.grid.pitch
-        self.x0 = float(self.model.grid.x[0])
+    def _bind(self, op: Forward):
+        """The correlation operator of ``op``'s windowed kernel (made once per operator)."""
+        if self._bound is None or self._bound[0] is not op:
+            template = Forward(_Windowed(op.kernel, self.window), op.grid)
+            corr = CandidateGrid(template, oversample=1, margin=0)
+            self._bound = (op, corr, corr.column_norm())
+        return self._bound[1:]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.detect(image)[0]
+    def detect(self, images, op: Forward) -> Detections:
+        """Positions (Å) and implied strengths ``c / ||K||²`` in each image."""
+        stack, _ = as_image_stack(images, op.grid.resolution)
+        found = [self._one(img, op) for img in stack]
+        return Detections([p for p, _ in found], [s for _, s in found])
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(positions (k, 2) Å, implied strengths c / ||K||²)``."""
+    def _one(self, image: np.ndarray, op: Forward) -> tuple[np.ndarray, np.ndarray]:
+        corr, norm = self._bind(op)
+        pitch, x0 = op.grid.pitch, float(op.grid.x[0])
         y = np.asarray(image, float)
-        c = self.op.adjoint(y - np.median(y))[0, 0]  # (R, R) [iy, ix]
+        c = corr.adjoint(y - np.median(y))[0, 0]  # (R, R) [iy, ix]
         top = float(c.max())
         if top <= 0:
             return np.zeros((0, 2)), np.zeros(0)
@@ -79,6 +96,6 @@ class MatchedFilter:
 
         dx = vertex(pad[iy + 1, ix], pad[iy + 1, ix + 1], pad[iy + 1, ix + 2])
         dy = vertex(pad[iy, ix + 1], pad[iy + 1, ix + 1], pad[iy + 2, ix + 1])
-        x = self.x0 + (ix + np.clip(dx, -0.5, 0.5)) * self.pitch
-        yy = self.x0 + (iy + np.clip(dy, -0.5, 0.5)) * self.pitch
-        return np.stack([x, yy], axis=1), c[iy, ix] / self.norm**2
+        x = x0 + (ix + np.clip(dx, -0.5, 0.5)) * pitch
+        yy = x0 + (iy + np.clip(dy, -0.5, 0.5)) * pitch
+        return np.stack([x, yy], axis=1), c[iy, ix] / norm**2

@@ -13,7 +13,6 @@ import numpy as np
 from scipy.linalg.blas import ssyrk
 from scipy.linalg.lapack import dposv, dpotrf, dpotri
 
-from .model import PixelModel
 
 __all__ = ["Fit", "refine"]
 
@@ -28,11 +27,12 @@ class Fit:
     stderr: np.ndarray | None = None  # (k, 3) standard errors of x, y, s at unit noise (cache)
 
 
-def refine(model: PixelModel, image: np.ndarray, positions: np.ndarray, strengths: np.ndarray,
+def refine(model, image: np.ndarray, positions: np.ndarray, strengths: np.ndarray,
            background: float = 0.0, *, max_iter: int = 40,
            rtol: float = 1e-10, xtol: float = 0.0, fit_background: bool = True,
            nonneg: bool = True, prior: tuple | None = None) -> Fit:
-    """Least-squares fit of ``b + sum_i s_i K(r - r_i)`` to ``image`` (flattened ``[iy, ix]``).
+    """Least-squares fit of ``b + sum_i s_i K(r - r_i)`` to ``image`` (flattened ``[iy, ix]``)
+    with the fitting model of a forward operator ``model`` (or its window).
 
     Stops when an accepted step lowers the cost by less than ``rtol`` (relative) or moves
     no position by more than ``xtol`` (Å). ``nonneg`` keeps strengths >= 0 (projected
@@ -136,7 +136,7 @@ def _gram(J: np.ndarray) -> np.ndarray:
     return np.triu(upper) + np.triu(upper, 1).T
 
 
-def standard_errors(model: PixelModel, fit: Fit, noise: float) -> np.ndarray:
+def standard_errors(model, fit: Fit, noise: float) -> np.ndarray:
     """``(k, 3)`` standard errors of ``x, y, s`` for white noise of std ``noise``
     (the diagonal of ``noise² (J^T J)^-1``, background included in ``J``)."""
     k = len(fit.positions)

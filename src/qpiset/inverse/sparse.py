@@ -39,15 +39,16 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
+from ..core.checks import as_image_stack
 from .grid_ops import CandidateGrid, fista_nonneg_l1
-from .model import PixelModel
+from .protocols import Detections
 from .refine import Fit, refine, standard_errors
 
 __all__ = ["SparseDeconvolution", "pixel_noise"]
@@ -64,9 +65,20 @@ def pixel_noise(image: np.ndarray) -> float:
 
 @dataclass
 class SparseDeconvolution:
-    """Detector: FISTA on a 2x grid, LM refinement, evidence-guided add/remove/split."""
+    """Detector: FISTA on a 2x grid, LM refinement, evidence-guided add/remove/split.
 
-    model: PixelModel
+    Examples
+    --------
+    >>> from qpiset.core import Grid
+    >>> from qpiset.forward import Forward
+    >>> from qpiset.physics import FriedelKernel
+    >>> op = Forward(FriedelKernel(), Grid(32, 50.0))
+    >>> image = op.render([[-8.3, 2.1], [6.6, -4.0], [0.2, 9.5]])
+    >>> found = SparseDeconvolution().detect(image[None], op)
+    >>> np.round(sorted(found.positions[0].tolist()), 2).tolist()
+    [[-8.3, 2.1], [0.2, 9.5], [6.6, -4.0]]
+    """
+
     oversample: int = 2
     margin: int = 3
     lam_fraction: float = 0.02
@@ -80,24 +92,41 @@ class SparseDeconvolution:
     local_half: int = 12
     xtol: float = 1e-3
     rtol: float = 1e-5
-    #: Another source of seeds, ``f(image) -> (positions (k, 2) Å, strengths (k,))``, in
-    #: place of stages 1-2 (the learned ``hybrid`` detector passes its network's here).
-    seeder: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    #: Another source of seeds, ``f(image, op) -> (positions (k, 2) Å, strengths (k,))``,
+    #: in place of stages 1-2 (the learned ``hybrid`` detector passes its network's here).
+    seeder: Callable[[np.ndarray, object], tuple[np.ndarray, np.ndarray]] | None = None
+    _op: object = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.op = CandidateGrid(self.model, self.oversample, self.margin)
-        self.cand_x, self.cand_y = self.op.positions()
-        self.cand_norm = self.op.column_norm()
+    def _bind(self, op) -> None:
+        """Set up for the forward operator ``op``: its fitting model and the candidate grid
+        (made once per operator)."""
+        if op is self._op:
+            return
+        self.model = op
+        self.grid_op = CandidateGrid(op, self.oversample, self.margin)
+        self.cand_x, self.cand_y = self.grid_op.positions()
+        self.cand_norm = self.grid_op.column_norm()
+        self._op = op
+
+    def detect(self, images, op) -> Detections:
+        """Positions (Å) and strengths of the scatterers in each image ``(n, R, R)``."""
+        stack, _ = as_image_stack(images, op.grid.resolution)
+        self._bind(op)
+        found = [self._detect_one(img) for img in stack]
+        return Detections([p for p, _ in found], [s for _, s in found])
 
     # -- stage 1 and 2 -----------------------------------------------------------------
-    def seeds(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FISTA activations -> local maxima (3x3 on the fine grid) -> weighted centroids."""
+    def seeds(self, image: np.ndarray, op=None) -> tuple[np.ndarray, np.ndarray]:
+        """FISTA activations -> local maxima (3x3 on the fine grid) -> weighted centroids
+        (for the operator ``op``, default the last one)."""
+        if op is not None:
+            self._bind(op)
         y = image - np.median(image)
-        corr = self.op.adjoint(y)
+        corr = self.grid_op.adjoint(y)
         lam = max(self.lam_fraction * float(corr.max()),
                   self.z_seed * pixel_noise(image) * self.cand_norm, 1e-300)
-        a = fista_nonneg_l1(self.op, y, lam, iters=self.fista_iters)
-        o, C = self.op.o, self.op.C
+        a = fista_nonneg_l1(self.grid_op, y, lam, iters=self.fista_iters)
+        o, C = self.grid_op.o, self.grid_op.C
         fine = a.transpose(2, 0, 3, 1).reshape(C * o, C * o)  # [Jy*o+phy, Jx*o+phx]
         fx = self.cand_x.transpose(2, 0, 3, 1).reshape(C * o, C * o)
         fy = self.cand_y.transpose(2, 0, 3, 1).reshape(C * o, C * o)
@@ -119,11 +148,7 @@ class SparseDeconvolution:
         dof = max(y.size - 3 * len(fit.strengths) - 1, 1)
         return max(np.sqrt(fit.rss / dof), 1e-4 * float(np.std(y)) + 1e-300)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Scatterer positions ``(k, 2)`` in Å for one image ``[iy, ix]``."""
-        return self.detect(image)[0]
-
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _detect_one(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(positions (k, 2) Å, strengths (k,))`` for one image ``[iy, ix]``."""
         # the linear algebra here is many small products and solves, for which BLAS threads
         # cost more in synchronisation than they gain (2 threads ran at half the speed of 1)
@@ -133,7 +158,7 @@ class SparseDeconvolution:
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(image, dtype=float)
         flat = y.ravel()
-        pos, s = self.seeds(y) if self.seeder is None else self.seeder(y)
+        pos, s = self.seeds(y) if self.seeder is None else self.seeder(y, self.model)
         fit = refine(self.model, flat, pos, s, float(np.median(y)), rtol=1e-5, xtol=0.01,
                      max_iter=10)
         refused: list[np.ndarray] = []  # splits refused: (x, y, s, local rss, spread)
@@ -251,7 +276,7 @@ class SparseDeconvolution:
         scatterers so far among the candidate cells) and the strength prior."""
         flat = y.ravel()
         resid = y - model_img.reshape(y.shape) - fit.background
-        corr = self.op.adjoint(resid)
+        corr = self.grid_op.adjoint(resid)
         z = corr / (sigma * self.cand_norm)
         if len(fit.strengths) >= 3:
             med, spread = self._strength_prior(fit, sigma)

@@ -14,10 +14,10 @@ import zipfile
 
 import numpy as np
 
-from ..dataset import SENTINEL, Dataset
-from ..grid import Grid
-from .errors import FormatError
-from .rowformat import atomic_output
+from ..core.dataset import SENTINEL, Dataset, pad_rows
+from ..core.errors import FormatError
+from ..core.grid import Grid
+from .atomic import atomic_output
 
 __all__ = ["write_npz", "read_npz"]
 
@@ -34,10 +34,7 @@ def write_npz(path, ds: Dataset) -> None:
         "meta": np.array(json.dumps(ds.meta, sort_keys=True)),
     }
     if ds.strengths is not None:
-        s = np.full((ds.n_images, ds.max_scatterers), np.nan)
-        for i, v in enumerate(ds.strengths):
-            s[i, : len(v)] = v
-        arrays["strengths"] = s
+        arrays["strengths"] = pad_rows(ds.strengths, ds.max_scatterers, np.nan, tail=())
     with atomic_output(path, compress=False) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             for name, arr in arrays.items():

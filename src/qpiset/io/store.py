@@ -30,9 +30,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..dataset import SENTINEL, Dataset
-from ..grid import Grid
-from .errors import FormatError
+from ..core.dataset import SENTINEL, Dataset, pad_rows
+from ..core.errors import FormatError
+from ..core.grid import Grid
 
 __all__ = ["STORE_FORMAT", "StoreDataset", "create_store", "open_store", "write_block",
            "block_hash", "pending_blocks", "read_store", "stream_store", "check_store"]
@@ -129,15 +129,14 @@ def write_block(group, b: int, images: np.ndarray, positions, strengths=None) ->
     m = int(group.attrs["max_scatterers"])
     start = b * block
     stop = start + len(images)
-    padded = np.full((len(images), m, 2), SENTINEL)
-    amp = np.full((len(images), m), np.nan)
-    counts = np.zeros(len(images), np.int32)
-    for i, p in enumerate(positions):
-        p = np.asarray(p, float).reshape(-1, 2)
-        padded[i, : len(p)] = p
-        counts[i] = len(p)
-        if strengths is not None:
-            amp[i, : len(p)] = strengths[i]
+    rows = [np.asarray(p, float).reshape(-1, 2) for p in positions]
+    padded = pad_rows(rows, m)
+    counts = np.array([len(p) for p in rows], np.int32)
+    if strengths is None:
+        amp = np.full((len(images), m), np.nan)
+    else:
+        amp = pad_rows([np.broadcast_to(np.asarray(s, float), (len(p),))
+                        for s, p in zip(strengths, rows)], m, np.nan, tail=())
     group["images"][start:stop] = images
     group["positions"][start:stop] = padded
     group["counts"][start:stop] = counts
@@ -197,7 +196,7 @@ class _Rows:
 
 
 class StoreDataset:
-    """A store read lazily: the same attributes as :class:`~qpiset.dataset.Dataset`, with
+    """A store read lazily: the same attributes as :class:`~qpiset.core.Dataset`, with
     ``images`` the zarr array (``images[i]`` reads one chunk) and ``positions`` /
     ``strengths`` lazy sequences. :meth:`load` gives an in-memory Dataset."""
 
@@ -222,7 +221,7 @@ class StoreDataset:
 
     def load(self, n: int | None = None) -> Dataset:
         """The first ``n`` images (default all) in memory, as a
-        :class:`~qpiset.dataset.Dataset`."""
+        :class:`~qpiset.core.Dataset`."""
         n = self.n_images if n is None else min(int(n), self.n_images)
         return Dataset(self.grid, self.kernel, np.asarray(self.images[:n]), self.positions[:n],
                        self.max_scatterers, strengths=self.strengths[:n], meta=self.meta)

@@ -1,14 +1,29 @@
-"""The kernel interface: a single-scatterer pattern as a function of position."""
+"""The kernel protocol: a single-scatterer pattern as a function of position.
+
+Two kinds of kernel, told apart by their class, never by probing:
+
+- :class:`Kernel`: any pattern ``K(x, y)`` (lattice models, image kernels); subclasses give
+  :meth:`Kernel.evaluate` and :meth:`Kernel.params`;
+- :class:`RadialKernel`: an isotropic pattern ``K(r)``; subclasses give
+  :meth:`RadialKernel.radial` and :meth:`~Kernel.params`.
+
+What a model can do beyond that is declared on the class, with defaults here: its crystal
+``lattice`` (scatterers then sit on lattice sites), the ``extent`` to which it is known,
+the parameter that sets that extent (``extent_parameter``), the scattering theories it
+supports (``scattering``), a circular Fermi contour (:meth:`Kernel.ring`), a renderer of
+every multiple-scattering path (:meth:`Kernel.multiple_scattering`) and a sampler of its
+parameters for kernel families (:meth:`Kernel.family_parameters`).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["Kernel", "RadialTable", "GridTable", "gaussian_blur_radial"]
+__all__ = ["Kernel", "RadialKernel", "RadialTable", "GridTable", "gaussian_blur_radial"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +38,7 @@ class RadialTable:
         return self.step * (self.values.size - 1)
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
-        """Linear interpolation in the table (for checks; synth has its own loop)."""
+        """Linear interpolation in the table (the forward operator's rule, for checks)."""
         r = np.asarray(r, dtype=float)
         return np.interp(r / self.step, np.arange(self.values.size), self.values)
 
@@ -50,51 +65,96 @@ class GridTable:
 class Kernel(ABC):
     """A single-scatterer pattern ``K(x, y)``: the LDOS change around one scatterer at (0, 0).
 
-    Subclasses give :meth:`radial` (isotropic kernels; the azimuthal average for the
-    others, which also override :meth:`evaluate` and set ``isotropic = False``) and
-    :meth:`params`. Coordinates are continuous, in Å; values are dimensionless
-    (``delta rho / rho0``). A kernel that lives on a crystal lattice sets ``lattice`` to its
-    lattice vectors (rows, Å): scatterers then sit on lattice sites.
+    Coordinates are continuous, in Å; values are dimensionless (``delta rho / rho0``).
+    Subclasses give :meth:`evaluate` and :meth:`params` (``make_kernel(**k.params())``
+    recreates ``k``), and declare what else they can do by overriding the class attributes
+    and methods below.
     """
 
-    #: The model's name as used by ``qpiset generate --kernel``.
-    name: str = ""
-    isotropic: bool = True
+    #: The model's name in the registry (``qpiset generate --kernel NAME``).
+    name: ClassVar[str] = ""
+    #: ``True`` for :class:`RadialKernel` (``K`` depends on ``|r|`` only).
+    isotropic: ClassVar[bool] = False
+    #: Scattering theories of the simulator this model supports (:mod:`qpiset.forward`).
+    scattering: ClassVar[tuple[str, ...]] = ("born",)
+    #: The parameter that sets :attr:`extent`, named in warnings (e.g. ``"reach"``).
+    extent_parameter: ClassVar[str | None] = None
+    #: Crystal lattice vectors (rows, Å) when the scatterer sits on a lattice site.
     lattice: np.ndarray | None = None
+    #: Distance (Å) from the scatterer to which the pattern is known (zero beyond);
+    #: ``None`` when it is known everywhere.
+    extent: float | None = None
+    #: Parameters renamed since they were first published, ``{old: new}``: the constructor
+    #: takes the old keyword with a ``FutureWarning`` and recorded metadata is read quietly.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("renamed"):
+            from .renames import renamed_parameters
+
+            cls.__init__ = renamed_parameters(**cls.renamed)(cls.__init__)
 
     @abstractmethod
-    def radial(self, r: np.ndarray) -> np.ndarray:
-        """``K`` at distance ``r`` (Å) from the scatterer, exact (no table)."""
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``K(x, y)`` at continuous coordinates in Å (broadcast, vectorised)."""
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
         """JSON-serialisable parameters that recreate the kernel via ``make_kernel``."""
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``K(x, y)`` at continuous coordinates in Å (broadcast, vectorised)."""
-        return self.radial(np.hypot(np.asarray(x, float), np.asarray(y, float)))
+    def describe(self) -> dict[str, Any]:
+        """A short record for reports and result files (the parameters, unless they hold
+        arrays)."""
+        return self.params()
+
+    # -- declared capabilities (defaults: none) ------------------------------------------
+    def ring(self) -> float | None:
+        """``2 k_F`` (1/Å) of a circular constant-energy contour, where the model has one
+        (the ring of its q-space pattern); ``None`` otherwise."""
+        return None
+
+    def multiple_scattering(self, grid) -> Callable | None:
+        """``f(positions, strengths) -> images`` with every multiple-scattering path between
+        the scatterers, for ``"full"`` in :attr:`scattering`; ``None`` when the model has
+        no such theory."""
+        return None
+
+    @classmethod
+    def family_parameters(cls, rng: np.random.Generator, fov: float) -> dict[str, Any] | None:
+        """Parameters of one member of a kernel family (drawn from ``rng`` for images of
+        field ``fov`` Å), or ``None`` when the model has no family sampler."""
+        return None
+
+    # -- sampling ------------------------------------------------------------------------
+    def sample(self, grid) -> np.ndarray:
+        """``K`` at the pixel centres of ``grid`` (one scatterer at (0, 0)), ``[iy, ix]``."""
+        X, Y = grid.meshgrid()
+        return np.asarray(self.evaluate(X, Y), dtype=float)
+
+    def azimuthal_average(self, r: np.ndarray) -> np.ndarray:
+        """Average of ``K`` over circles of radius ``r`` (Å) about the scatterer: points
+        spaced by at most six :meth:`default_step` on each circle (a multiple of 8 of
+        them, at least 16). Models with a closed form override it."""
+        r = np.asarray(r, dtype=float)
+        flat = np.abs(r.ravel())
+        spacing = 6 * self.default_step()
+        counts = 8 * np.maximum(2, np.ceil(np.pi * flat / (4 * spacing))).astype(int)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        index = np.arange(counts.sum()) - np.repeat(starts, counts)
+        phi = 2 * np.pi * index / np.repeat(counts, counts)
+        rr = np.repeat(flat, counts)
+        vals = self.evaluate(rr * np.cos(phi), rr * np.sin(phi))
+        out = np.add.reduceat(vals, starts) / counts if flat.size else np.empty(0)
+        return out.reshape(r.shape)
 
     def default_step(self) -> float:
-        """Table spacing (Å) that keeps linear interpolation well below 1e-4 of the peak."""
+        """Table spacing (Å) that keeps interpolation well below 1e-4 of the peak."""
         return 0.02
-
-    def radial_table(self, rmax: float, step: float | None = None) -> RadialTable:
-        """Tabulate :meth:`radial` on ``[0, rmax]``; cached, so a dataset computes it once."""
-        step = float(step or self.default_step())
-        n = int(np.ceil(rmax / step)) + 2
-        cache = self.__dict__.setdefault("_tables", {})
-        for (s, m), table in cache.items():
-            if s == step and m >= n:
-                return table
-        values = self.radial(np.arange(n) * step)
-        values.setflags(write=False)
-        table = RadialTable(step, values)
-        cache[(step, n)] = table
-        return table
 
     def grid_table(self, half_width: float, step: float | None = None) -> GridTable:
         """Tabulate :meth:`evaluate` on the square ``[-half_width, half_width]²`` (for
-        anisotropic kernels); cached like :meth:`radial_table`."""
+        anisotropic kernels); cached, so a dataset computes it once."""
         step = float(step or self.default_step())
         n = 2 * int(np.ceil(half_width / step)) + 1
         h = step * (n // 2)
@@ -111,7 +171,7 @@ class Kernel(ABC):
         return table
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items() if k != "model")
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "model")
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
@@ -119,6 +179,36 @@ class Kernel(ABC):
 
     def __hash__(self) -> int:
         return hash(tuple(sorted((k, repr(v)) for k, v in self.params().items())))
+
+
+class RadialKernel(Kernel):
+    """An isotropic pattern ``K(|r|)``: subclasses give :meth:`radial` and :meth:`params`."""
+
+    isotropic: ClassVar[bool] = True
+
+    @abstractmethod
+    def radial(self, r: np.ndarray) -> np.ndarray:
+        """``K`` at distance ``r`` (Å) from the scatterer, exact (no table)."""
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.radial(np.hypot(np.asarray(x, float), np.asarray(y, float)))
+
+    def azimuthal_average(self, r: np.ndarray) -> np.ndarray:
+        return self.radial(r)
+
+    def radial_table(self, rmax: float, step: float | None = None) -> RadialTable:
+        """Tabulate :meth:`radial` on ``[0, rmax]``; cached, so a dataset computes it once."""
+        step = float(step or self.default_step())
+        n = int(np.ceil(rmax / step)) + 2
+        cache = self.__dict__.setdefault("_tables", {})
+        for (s, m), table in cache.items():
+            if s == step and m >= n:
+                return table
+        values = self.radial(np.arange(n) * step)
+        values.setflags(write=False)
+        table = RadialTable(step, values)
+        cache[(step, n)] = table
+        return table
 
 
 def gaussian_blur_radial(f, r: np.ndarray, sigma: float, nodes: int = 96) -> np.ndarray:

@@ -3,7 +3,7 @@
 T-matrix form of the LDOS change around one s-wave scatterer at the origin::
 
     delta rho(r, E) = -(1/pi) Im[ G0(r, E) T(E) G0(r, E) ]
-    G0(r, E)        = -i (m*/2 hbar^2) H0^(1)(k r),     k = sqrt(2 m* (E - E0 + i Gamma)) / hbar
+    G0(r, E)        = -i (m*/2 hbar^2) H0^(1)(k r),     k = sqrt(2 m* (E - E0 + i eta)) / hbar
     T(E)            = (i hbar^2 / m*) (exp(2 i delta) - 1)
 
 (``T`` written through the s-wave phase shift ``delta``, which makes it unitary:
@@ -26,25 +26,28 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .base import Kernel, gaussian_blur_radial
+from .base import RadialKernel, gaussian_blur_radial
 from .constants import HBAR2_OVER_2ME
+from .materials import MATERIALS
 from .materials import material as lookup_material
+from .renames import renamed_parameters
 
 __all__ = ["FriedelKernel", "wavevector", "phase_shift_from_potential"]
 
 
-def wavevector(energy, mass: float, band_bottom: float, gamma: float = 0.0):
+@renamed_parameters(gamma="eta")
+def wavevector(energy, mass: float, band_bottom: float, eta: float = 0.0):
     """Complex wave vector (1/Å) of a parabolic band at ``energy`` (eV, rel. E_F).
 
-    ``hbar^2 k^2 / 2 m* = E - E0 + i Gamma``; the root with ``Im k >= 0`` (outgoing,
-    decaying waves). ``Gamma`` (eV) is the quasiparticle broadening (lifetime ``hbar/2Gamma``).
+    ``hbar^2 k^2 / 2 m* = E - E0 + i eta``; the root with ``Im k >= 0`` (outgoing,
+    decaying waves). ``eta`` (eV) is the quasiparticle broadening (lifetime ``hbar/2 eta``).
 
     Examples
     --------
     >>> print(f"{wavevector(0.0, 0.38, -0.44).real:.4f}")   # Cu(111) k_F, 1/Å
     0.2095
     """
-    eps = np.asarray(energy, dtype=complex) - band_bottom + 1j * gamma
+    eps = np.asarray(energy, dtype=complex) - band_bottom + 1j * eta
     return np.sqrt(eps * mass / HBAR2_OVER_2ME)
 
 
@@ -67,7 +70,7 @@ def phase_shift_from_potential(potential: float, k: float, mass: float, k_cut: f
     return delta - math.pi if delta > math.pi / 2 else delta
 
 
-class FriedelKernel(Kernel):
+class FriedelKernel(RadialKernel):
     """Friedel oscillations around a point scatterer in a 2D surface state (T-matrix).
 
     Parameters
@@ -88,8 +91,9 @@ class FriedelKernel(Kernel):
         Green's function cut off at ``k_cut = 1 / scatterer_radius``.
     scatterer_radius : float
         Size (Å) of the scatterer, used only with ``potential``.
-    gamma : float
-        Quasiparticle broadening (eV): ``E -> E + i gamma`` (finite lifetime).
+    eta : float
+        Quasiparticle broadening (eV): ``E -> E + i eta`` (finite lifetime; formerly
+        ``gamma``).
     decay_length : float, optional
         Phase-coherence length ``L`` (Å): adds ``i / 2L`` to ``k`` so the oscillation
         envelope decays as ``exp(-r/L) / r``.
@@ -107,6 +111,8 @@ class FriedelKernel(Kernel):
     """
 
     name = "friedel"
+    scattering = ("born", "full")
+    renamed = {"gamma": "eta"}
 
     def __init__(
         self,
@@ -118,7 +124,7 @@ class FriedelKernel(Kernel):
         phase_shift: float = math.pi / 2,
         potential: float | None = None,
         scatterer_radius: float = 1.0,
-        gamma: float = 0.0,
+        eta: float = 0.0,
         decay_length: float | None = None,
         tip_sigma: float = 1.0,
     ) -> None:
@@ -134,7 +140,7 @@ class FriedelKernel(Kernel):
         checks = {
             "mass": (mass, mass > 0),
             "tip_sigma": (tip_sigma, tip_sigma > 0),
-            "gamma": (gamma, gamma >= 0),
+            "eta": (eta, eta >= 0),
             "scatterer_radius": (scatterer_radius, scatterer_radius > 0),
         }
         for key, (value, ok) in checks.items():
@@ -142,16 +148,16 @@ class FriedelKernel(Kernel):
                 raise ValueError(f"{key} out of range: {value!r}")
         if decay_length is not None and not decay_length > 0:
             raise ValueError(f"decay_length must be > 0 Å, got {decay_length!r}")
-        if energy - band_bottom <= 0 and gamma == 0:
+        if energy - band_bottom <= 0 and eta == 0:
             raise ValueError(
                 f"energy {energy} eV is at or below the band bottom {band_bottom} eV: "
-                "no propagating surface-state electrons (give gamma > 0 for evanescent waves)"
+                "no propagating surface-state electrons (give eta > 0 for evanescent waves)"
             )
         self.material = preset.name if preset else None
         self.energy = float(energy)
         self.mass = float(mass)
         self.band_bottom = float(band_bottom)
-        self.gamma = float(gamma)
+        self.eta = float(eta)
         self.decay_length = None if decay_length is None else float(decay_length)
         self.tip_sigma = float(tip_sigma)
         self.scatterer_radius = float(scatterer_radius)
@@ -166,7 +172,7 @@ class FriedelKernel(Kernel):
     @property
     def k(self) -> complex:
         """Complex wave vector (1/Å) at :attr:`energy`."""
-        k = complex(wavevector(self.energy, self.mass, self.band_bottom, self.gamma))
+        k = complex(wavevector(self.energy, self.mass, self.band_bottom, self.eta))
         if self.decay_length is not None:
             k += 0.5j / self.decay_length
         return k
@@ -175,6 +181,35 @@ class FriedelKernel(Kernel):
     def period(self) -> float:
         """Friedel-oscillation period ``pi / Re k`` (Å) = half the electron wavelength."""
         return math.pi / self.k.real
+
+    @property
+    def rho0(self) -> float:
+        """The clean surface-state LDOS ``m*/(2 pi hbar^2)`` (states / eV / Å²), the
+        normalisation of ``delta rho / rho0``."""
+        return self.mass / (4 * math.pi * HBAR2_OVER_2ME)
+
+    def ring(self) -> float:
+        """``2 Re k``: the Friedel oscillations' ring in q-space (1/Å)."""
+        return 2 * self.k.real
+
+    def multiple_scattering(self, grid):
+        """Images with every scattering path between the scatterers
+        (:mod:`.multiple`; a strength scales a site's t-matrix)."""
+        from .multiple import image_renderer
+
+        return image_renderer(self, grid)
+
+    @classmethod
+    def family_parameters(cls, rng: np.random.Generator, fov: float) -> dict[str, Any]:
+        """A surface state (Cu/Ag/Au(111)) at an energy in its band, with a phase shift,
+        a lifetime and a tip width drawn from ranges seen in experiments."""
+        name = str(rng.choice(sorted(MATERIALS)))
+        e0 = MATERIALS[name].band_bottom
+        energy = float(rng.uniform(max(e0 + 0.05, -0.3), 0.5))
+        return {"model": "friedel", "material": name, "energy": round(energy, 4),
+                "phase_shift": round(float(rng.uniform(0.25, 0.5)) * math.pi, 4),
+                "eta": round(float(rng.uniform(0.0, 0.02)), 4),
+                "tip_sigma": round(float(rng.uniform(0.5, 1.5)), 3)}
 
     @property
     def scattering_factor(self) -> complex:
@@ -203,7 +238,7 @@ class FriedelKernel(Kernel):
             "phase_shift": self.phase_shift,
             "potential": self.potential,
             "scatterer_radius": self.scatterer_radius,
-            "gamma": self.gamma,
+            "eta": self.eta,
             "decay_length": self.decay_length,
             "tip_sigma": self.tip_sigma,
         }

@@ -1,7 +1,7 @@
 """A kernel given as an image: a user's measured or computed single-scatterer pattern.
 
-The image (``.npy``, or the kernel row of any dataset file qpiset reads) is interpolated
-by a bicubic spline, so scatterers can sit at continuous positions; no isotropy is
+The image (an array, a ``.npy`` file, or the kernel row of any dataset file qpiset reads)
+is interpolated by a bicubic spline, so scatterers can sit at continuous positions; no isotropy is
 assumed. The pattern is known only on the sampled square: beyond it the kernel is zero,
 reached through a cosine taper over the outer ``taper`` fraction of the half-width (a
 step would ring in q-space). For an isotropic kernel known from a file, the detectors'
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import RectBivariateSpline
 
+from ..core.sources import KERNEL_IMAGE_SOURCES
 from .base import Kernel
 
 __all__ = ["ImageKernel", "load_kernel_image"]
@@ -23,7 +24,8 @@ __all__ = ["ImageKernel", "load_kernel_image"]
 
 def load_kernel_image(source: str | Path, fov: float | None = None) -> tuple[np.ndarray, float]:
     """``(image [iy, ix] centred on the scatterer, fov in Å)`` from ``source``: a ``.npy``
-    array (then ``fov`` is required) or a dataset file (its kernel row and grid)."""
+    array (then ``fov`` is required) or a dataset file (its kernel row and grid; the
+    readers of :mod:`qpiset.core.sources`, which :mod:`qpiset.io` fills)."""
     path = Path(source)
     if path.suffix == ".npy":
         if fov is None:
@@ -34,10 +36,11 @@ def load_kernel_image(source: str | Path, fov: float | None = None) -> tuple[np.
         if not np.all(np.isfinite(image)):
             raise ValueError(f"{path}: the kernel image has non-finite values")
         return np.asarray(image, float), float(fov)
-    from ..io import read
-
-    ds = read(path)
-    return ds.kernel, ds.grid.fov
+    for accepts, read in KERNEL_IMAGE_SOURCES:
+        if accepts(path):
+            return read(path)
+    raise ValueError(f"{path}: not a kernel image qpiset can read (a .npy array, or a "
+                     "dataset file once qpiset.io is imported)")
 
 
 class ImageKernel(Kernel):
@@ -49,14 +52,15 @@ class ImageKernel(Kernel):
         ``.npy`` file or dataset file to take the image from (recorded in ``params``).
     fov : float, optional
         Field of view of the image (Å; required for ``.npy`` and ``image``).
-    image : ndarray, optional
-        The image itself ``[iy, ix]``, scatterer at its centre, instead of ``source``.
+    image : array_like, optional
+        The image itself ``[iy, ix]``, scatterer at its centre, instead of ``source``
+        (recorded in ``params`` as nested lists).
     taper : float
         Fraction of the half-width over which the pattern is brought to zero.
 
     Examples
     --------
-    >>> from qpiset.grid import Grid
+    >>> from qpiset.core import Grid
     >>> g = Grid(32, 50.0)
     >>> X, Y = g.meshgrid()
     >>> K = ImageKernel(image=np.cos(X / 3) * np.exp(-(X**2 + Y**2) / 200), fov=50.0)
@@ -65,7 +69,6 @@ class ImageKernel(Kernel):
     """
 
     name = "image"
-    isotropic = False
 
     def __init__(self, source: str | Path | None = None, fov: float | None = None,
                  image: np.ndarray | None = None, taper: float = 0.1) -> None:
@@ -83,15 +86,13 @@ class ImageKernel(Kernel):
             raise ValueError(f"fov must be > 0, got {fov!r}")
         if not 0 <= taper < 1:
             raise ValueError(f"taper must be in [0, 1), got {taper!r}")
+        if not np.all(np.isfinite(image)):
+            raise ValueError("the kernel image has non-finite values")
         self.fov, self.taper, self.image = float(fov), float(taper), image
         n = image.shape[0]
         self.axis = np.linspace(-self.fov / 2, self.fov / 2, n)
         self._spline = RectBivariateSpline(self.axis, self.axis, image, kx=3, ky=3, s=0)
-
-    @property
-    def extent(self) -> float:
-        """Half-width (Å) of the square where the pattern is known."""
-        return self.fov / 2
+        self.extent = self.fov / 2  # the pattern is known on the square of this half-width
 
     def _window(self, u: np.ndarray) -> np.ndarray:
         """1 inside, cosine to 0 over the outer ``taper`` of the half-width, 0 outside."""
@@ -113,18 +114,25 @@ class ImageKernel(Kernel):
             out[inside] = self._spline.ev(yi, xi) * self._window(xi) * self._window(yi)
         return out
 
-    def radial(self, r):
-        """Azimuthal average over 64 directions."""
-        r = np.asarray(r, float)
-        phi = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-        vals = self.evaluate(r[..., None] * np.cos(phi), r[..., None] * np.sin(phi))
-        return vals.mean(axis=-1)
+    def sample(self, grid) -> np.ndarray:
+        """The image itself (times the taper) on its own grid; interpolated elsewhere."""
+        if grid.resolution == self.image.shape[0] and np.allclose(
+                grid.x, self.axis, rtol=0, atol=1e-9 * self.fov):
+            w = self._window(self.axis)
+            return self.image * w[None, :] * w[:, None]
+        return super().sample(grid)
 
     def default_step(self) -> float:
         return float(self.axis[1] - self.axis[0]) / 8
 
     def params(self) -> dict[str, Any]:
-        if self.source is None:
-            raise ValueError("an ImageKernel made from an array has no source to record; "
-                             "save the image (.npy) and pass source=")
+        if self.source is None:  # made from an array: the array is the record
+            return {"model": self.name, "image": self.image.tolist(), "fov": self.fov,
+                    "taper": self.taper}
         return {"model": self.name, "source": self.source, "fov": self.fov, "taper": self.taper}
+
+    def describe(self) -> dict[str, Any]:
+        p = self.params()
+        if "image" in p:
+            p["image"] = f"array {self.image.shape[0]}x{self.image.shape[1]}"
+        return p

@@ -1,9 +1,9 @@
 """Multiple scattering on a crystal: many impurities in a lattice model, to all orders.
 
-The Born image of :mod:`qpiset.synth` adds single-impurity patterns of a
+The Born image of :mod:`qpiset.forward` adds single-impurity patterns of a
 :class:`~.lattice.LatticeKernel` or :class:`~.superconductor.BdGKernel`. Here the
 quasiparticle may scatter off any sequence of impurities (conventions of
-:mod:`.lattice_core`; ``G0(R)`` the clean propagator from cell 0 to cell ``R``)::
+:mod:`.lattice_greens`; ``G0(R)`` the clean propagator from cell 0 to cell ``R``)::
 
     V_i   = s_i V                                   impurity i at cell R_i, strength s_i
     G_ij  = G0(R_i - R_j)                           all i, j; G_ii = G0(0) (finite on a lattice)
@@ -36,15 +36,12 @@ impurity pair, whose propagator ``G_ij`` is the torus one, uncut), otherwise ``V
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .lattice import _ORBITAL_CUTOFF, LatticeKernel
-from .lattice_core import project_gaussian
-from .superconductor import BdGKernel
+from .lattice import ORBITAL_CUTOFF
+from .lattice_greens import LatticePropagator, project_gaussian
 
-__all__ = ["LatticePropagator", "lattice_propagator", "lattice_cells",
+__all__ = ["lattice_propagator", "image_renderer", "lattice_cells",
            "lattice_multiple_scattering_sites", "lattice_multiple_scattering_image",
            "SCALINGS"]
 
@@ -54,53 +51,9 @@ SCALINGS = ("potential", "t_matrix")
 _ON_SITE_TOL = 1e-6
 
 
-@dataclass(frozen=True, eq=False)
-class LatticePropagator:
-    """The kernel's clean propagator and constants, computed once for many images.
-
-    Attributes
-    ----------
-    g0 : ndarray (N, N, m, m)
-        ``G0(R)`` indexed ``[n1 mod N, n2 mod N, a, b]``.
-    potential : ndarray (m, m)
-        The impurity potential matrix ``V`` (eV) of strength 1.
-    lattice : ndarray (2, 2)
-        Lattice vectors (rows, Å).
-    tau : ndarray (m, 2)
-        Orbital positions in the cell (Å).
-    orbitals : tuple of int
-        Diagonal entries of ``G T G`` that make the LDOS (the electron one for Nambu).
-    weight : float
-        Site value ``= weight * delta rho``: ``1 / rho0`` (lattice, ``rho0`` per Å²) or
-        ``a² / rho0`` (BdG, ``rho0`` per site), so that the values are the weights of
-        normalised Gaussians, as in the kernel's projection.
-    sigma : float
-        Orbital width (Å).
-    cut : float
-        Radius (Å) beyond which an impurity's propagators to the sites are dropped.
-    reach : float
-        The kernel's ``reach`` (Å).
-    """
-
-    g0: np.ndarray
-    potential: np.ndarray
-    lattice: np.ndarray
-    tau: np.ndarray
-    orbitals: tuple[int, ...]
-    weight: float
-    sigma: float
-    cut: float
-    reach: float
-
-    @property
-    def n(self) -> int:
-        """``N`` of the k-grid (supercell of ``N x N`` cells)."""
-        return self.g0.shape[0]
-
-
-def lattice_propagator(kernel: LatticeKernel | BdGKernel) -> LatticePropagator:
-    """Clean propagator and normalisation of a lattice kernel (one FFT; reuse it for many
-    images through the ``propagator`` argument).
+def lattice_propagator(kernel) -> LatticePropagator:
+    """Clean propagator and normalisation of a lattice kernel, ``kernel.propagator()`` (one
+    FFT; reuse it for many images through the ``propagator`` argument).
 
     Examples
     --------
@@ -109,32 +62,22 @@ def lattice_propagator(kernel: LatticeKernel | BdGKernel) -> LatticePropagator:
     >>> P.g0.shape[2:], P.orbitals
     ((1, 1), (0,))
     """
-    if isinstance(kernel, LatticeKernel):
-        g0 = kernel.greens_function()
-        model = kernel.tight_binding
-        # rho0 = -(1/pi) Im Tr G(0) / A_cell   (states / eV / Å², as the kernel)
-        rho0 = -np.trace(g0[0, 0]).imag / np.pi / model.cell_area
-        orbitals = tuple(range(model.n_orbitals))
-        weight = 1.0 / rho0
-        tau = np.array(model.tau, float)
-        cut = kernel.reach + _ORBITAL_CUTOFF * kernel.orbital_sigma
-    elif isinstance(kernel, BdGKernel):
-        g0 = kernel.greens_function()
-        # rho0 = -(1/pi) Im G_11(0)   (states / eV / site); sites carry a² g_sigma
-        rho0 = -float(g0[0, 0, 0, 0].imag) / np.pi
-        orbitals = (0,)
-        weight = kernel.a ** 2 / rho0
-        tau = np.zeros((1, 2))
-        cut = kernel.reach
-    else:
-        raise TypeError(f"expected a LatticeKernel or BdGKernel, got {type(kernel).__name__}")
-    if not rho0 > 0:
-        raise ValueError(f"no clean density of states at E = {kernel.energy} eV")
-    return LatticePropagator(g0=g0, potential=np.array(kernel.impurity_potential(), complex),
-                             lattice=np.array(kernel.lattice, float), tau=tau,
-                             orbitals=orbitals, weight=float(weight),
-                             sigma=float(kernel.orbital_sigma), cut=float(cut),
-                             reach=float(kernel.reach))
+    return kernel.propagator()
+
+
+def image_renderer(kernel, grid):
+    """``f(positions, strengths) -> images (N, R, R)`` with all multiple scattering
+    between lattice impurities, the propagator computed once for the run; a strength
+    scales a site's t-matrix, as for the gas, so the image is Born + O(s²)."""
+    g0 = kernel.propagator()
+
+    def render(positions, strengths):
+        return np.array([lattice_multiple_scattering_image(
+            kernel, grid, p, a, scaling="t_matrix", propagator=g0)
+            for p, a in zip(positions, strengths)]).reshape(-1, grid.resolution,
+                                                            grid.resolution)
+
+    return render
 
 
 def lattice_cells(positions, lattice) -> np.ndarray:
@@ -158,7 +101,7 @@ def lattice_cells(positions, lattice) -> np.ndarray:
         i = int(np.argmax(off))
         raise ValueError(f"position {pos[i].tolist()} is {off[i]:.3g} Å from the nearest "
                          "lattice site; scatterers must sit on lattice translations "
-                         "(see qpiset.synth.snap_to_lattice)")
+                         "(see qpiset.forward.snap_to_lattice)")
     return cells
 
 
@@ -265,7 +208,7 @@ def lattice_multiple_scattering_sites(kernel, positions, sites, strengths=None, 
     s = _strengths(strengths, len(cells))
     sites = np.asarray(sites, dtype=np.int64).reshape(-1, 2)
     values = _site_values(prop, cells, s, sites, scaling)
-    return values / kernel.a ** 2 if isinstance(kernel, BdGKernel) else values
+    return values / prop.site_area
 
 
 def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *,
@@ -309,7 +252,7 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
 
     Examples
     --------
-    >>> from qpiset.grid import Grid
+    >>> from qpiset.core import Grid
     >>> from qpiset.physics.lattice import LatticeKernel
     >>> K = LatticeKernel("square", energy=-3.0, eta=0.1, reach=16.0)
     >>> img = lattice_multiple_scattering_image(K, Grid(16, 10.0), [[0.0, 0.0], [2.5, 5.0]])
@@ -334,7 +277,7 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
                          f"axis, more than the kernel's reach {prop.reach:g} Å for which "
                          f"its k-grid was sized: raise the kernel's reach to >= {need:.4g}")
     # every orbital within cutoff sigma of the field (the projection ignores the rest)
-    margin = _ORBITAL_CUTOFF * prop.sigma
+    margin = ORBITAL_CUTOFF * prop.sigma
     box = np.array([[lo - margin, lo - margin], [hi + margin, lo - margin],
                     [lo - margin, hi + margin], [hi + margin, hi + margin]])
     frac = np.concatenate([np.linalg.solve(prop.lattice.T, (box - t).T).T for t in prop.tau])
@@ -349,4 +292,4 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
     X, Y = np.meshgrid(x, x, indexing="xy")  # [iy, ix]
     # image(r) = sum_{R, a} value_a(R) g_sigma(r - R - tau_a)
     return project_gaussian(values.ravel(), pos.reshape(-1, 2), X, Y, prop.sigma,
-                            _ORBITAL_CUTOFF)
+                            ORBITAL_CUTOFF)

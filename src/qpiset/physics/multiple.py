@@ -1,6 +1,6 @@
 """Multiple scattering: many s-wave point scatterers in a 2D electron gas, to all orders.
 
-The Born image of :mod:`qpiset.synth` adds single-scatterer patterns. Here the electron
+The Born image of :mod:`qpiset.forward` adds single-scatterer patterns. Here the electron
 may scatter off any sequence of scatterers; the multi-impurity T-matrix sums every path::
 
     G0(r)  = -i (m*/2 hbar^2) H0^(1)(k r)                free propagator (as FriedelKernel)
@@ -43,7 +43,7 @@ from scipy import special
 from .friedel import FriedelKernel
 
 __all__ = [
-    "scattering_matrix", "multiple_scattering_ldos", "multiple_scattering_image",
+    "scattering_matrix", "multiple_scattering_ldos", "multiple_scattering_image", "image_renderer",
     "PropagatorTable", "propagator_table", "ring_positions", "point_spectrum",
 ]
 
@@ -563,7 +563,7 @@ def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=
                               table: PropagatorTable | None = None) -> np.ndarray:
     """Full multiple-scattering image on ``grid``, ``(R, R)`` indexed ``[iy, ix]``.
 
-    Same units and conventions as :func:`qpiset.synth.render` (``delta rho / rho0``,
+    Same units and conventions as :meth:`qpiset.forward.Forward.render` (``delta rho / rho0``,
     tip-broadened by default); equal to it to first order in the strengths
     (the single-site terms are ``s_i K(r - r_i)`` exactly).
 
@@ -596,12 +596,12 @@ def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=
 
     Examples
     --------
-    >>> from qpiset.grid import Grid
-    >>> from qpiset.synth import render
+    >>> from qpiset.core import Grid
+    >>> from qpiset.forward import Forward
     >>> K, g = FriedelKernel("Cu(111)", energy=0.0), Grid(16, 30.0)
     >>> weak = [[-4.0, 1.0], [5.0, -2.0]]
     >>> full = multiple_scattering_image(K, g, weak, strengths=[0.01, 0.01])
-    >>> born = render(K, g, weak, strengths=[0.01, 0.01])
+    >>> born = Forward(K, g).render(weak, strengths=[0.01, 0.01])
     >>> bool(np.abs(full - born).max() < 0.01 * np.abs(born).max())
     True
     """
@@ -636,6 +636,22 @@ def _evaluate(terms, kernel, pos, s, points, broaden: bool, order: int) -> np.nd
     return _bare(terms, pos, amp, xf, yf).reshape(x.shape)
 
 
+def image_renderer(kernel: FriedelKernel, grid, order: int = 8):
+    """``f(positions, strengths) -> images (N, R, R)`` with every multiple-scattering path,
+    one propagator table for the whole run (scatterers up to half a field outside)."""
+    kernel = _check_kernel(kernel)
+    reach = np.sqrt(2.0) * grid.fov * 1.5 + 2.0 * kernel.tip_sigma * float(
+        np.polynomial.hermite.hermgauss(order)[0].max()) + 2.0
+    table = propagator_table(kernel, reach)
+
+    def render(positions, strengths):
+        return np.array([multiple_scattering_image(kernel, grid, p, a, order=order, table=table)
+                         for p, a in zip(positions, strengths)]).reshape(
+            -1, grid.resolution, grid.resolution)
+
+    return render
+
+
 # -- spectra -----------------------------------------------------------------------------------
 def ring_positions(radius: float, n_atoms: int, angle: float = 0.0) -> np.ndarray:
     """``n_atoms`` scatterers evenly spaced on a circle of ``radius`` Å about the origin.
@@ -668,7 +684,7 @@ def point_spectrum(kernel: FriedelKernel, positions, energies, point=(0.0, 0.0),
         Scatterer ``(x, y)`` in Å.
     energies : array_like
         Bias energies (eV, relative to E_F); each must be above the band bottom unless
-        the kernel has ``gamma > 0``.
+        the kernel has ``eta > 0``.
     point : (x, y)
         Where the tip is (Å).
     strengths : (k,) array_like, optional

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from ..grid import Grid
-from .base import Kernel
+from ..core.grid import Grid
+from .base import RadialKernel
 
 __all__ = ["SampledKernel"]
 
@@ -53,17 +53,30 @@ def fit_friedel_tail(r: np.ndarray, v: np.ndarray, qmax: float):
     return q, coef, rel
 
 
-class SampledKernel(Kernel):
-    """Continuous isotropic kernel built from a kernel image sampled on a grid.
+class SampledKernel(RadialKernel):
+    """Continuous isotropic kernel built from samples ``K(r_i) = values_i`` (e.g. a kernel
+    image sampled on a grid, :meth:`from_image`).
+
+    Parameters
+    ----------
+    r, values : array_like
+        Sample distances (Å, distinct, >= 0) and values; at least 8.
+    tail_fit_tolerance : float
+        Largest relative residual of the Friedel-tail fit that is accepted.
+    taper : float
+        Length (Å) over which the kernel is brought to zero when the tail does not fit.
+    anisotropy : float
+        How far the samples spread around their rings (recorded, see :meth:`from_image`).
 
     Examples
     --------
     >>> from qpiset.physics import FriedelKernel
-    >>> from qpiset.synth import kernel_image
     >>> g = Grid(64, 100.0)
-    >>> K = SampledKernel.from_image(kernel_image(FriedelKernel(), g), g)
+    >>> K = SampledKernel.from_image(FriedelKernel().sample(g), g)
     >>> K.extension
     'friedel-tail'
+    >>> SampledKernel(**{k: v for k, v in K.params().items() if k != "model"}) == K
+    True
     """
 
     name = "sampled"
@@ -72,6 +85,9 @@ class SampledKernel(Kernel):
                  taper: float = 10.0, anisotropy: float = 0.0) -> None:
         r = np.asarray(r, dtype=float)
         values = np.asarray(values, dtype=float)
+        if r.shape != values.shape or r.ndim != 1 or not np.all(np.isfinite(values)):
+            raise ValueError("r and values must be 1D arrays of the same length, values finite")
+        self.tail_fit_tolerance = float(tail_fit_tolerance)
         order = np.argsort(r)
         r, values = r[order], values[order]
         if r.size < 8 or r[0] < 0 or np.any(np.diff(r) <= 0):
@@ -137,5 +153,10 @@ class SampledKernel(Kernel):
         return 0.01
 
     def params(self) -> dict[str, Any]:
+        return {"model": self.name, "r": self.r_samples.tolist(), "values": self.samples.tolist(),
+                "tail_fit_tolerance": self.tail_fit_tolerance, "taper": self.taper,
+                "anisotropy": self.anisotropy}
+
+    def describe(self) -> dict[str, Any]:
         return {"model": self.name, "samples": int(self.samples.size), "r_max": self.r_max,
                 "extension": self.extension, "anisotropy": self.anisotropy}

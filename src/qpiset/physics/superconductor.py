@@ -15,7 +15,8 @@ One impurity on the site at the origin, with Nambu matrix ``V_imp`` (``scatterer
   ``V = J S`` (in this reduced basis ``n_down = 1 - c_down c^dagger_down``, so the exchange
   term is the identity up to a constant). Spin-up electrons see ``+V``.
 
-Lattice Green's function and T-matrix (:mod:`.lattice_core`)::
+Lattice Green's function and T-matrix (:mod:`.lattice_greens`; the normal-state band is
+the square lattice's of :mod:`.tight_binding`)::
 
     G(R, E) = (1/N²) sum_k exp(i k.R) (E + i eta - H(k))^-1
     T(E)    = V_imp (1 - G(0, E) V_imp)^-1
@@ -55,20 +56,20 @@ trades that accuracy for speed; sums over q-space (Fourier transforms of
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.fft import next_fast_len
 from scipy.optimize import brentq
 from scipy.special import i0e
 
 from .base import Kernel
-from .lattice_core import (delta_site_ldos, greens_function, project_gaussian, site_positions,
-                           t_matrix)
+from .lattice_greens import (LatticePropagator, clean_ldos, delta_site_ldos, even_fast_size,
+                             greens_function, project_gaussian, site_positions, t_matrix)
+from .tight_binding import square_band, square_max_velocity
 
-__all__ = ["BdGKernel", "OctetVectors", "octet_vectors", "max_group_velocity", "PAIRINGS",
-           "SCATTERERS"]
+__all__ = ["BdGKernel", "OctetVectors", "octet_vectors", "PAIRINGS", "SCATTERERS"]
 
 #: Gap functions: ``"s"`` (isotropic) and ``"d"`` (d_{x^2-y^2}).
 PAIRINGS = ("s", "d")
@@ -85,11 +86,6 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 _NAMBU = {"potential": _read_only(np.diag([1.0, -1.0])), "magnetic": _read_only(np.eye(2))}
 
 
-def _band(cx, cy, t: float, t_prime: float, mu: float):
-    # xi = -2t (cos kx a + cos ky a) - 4t' cos kx a cos ky a - mu, from the cosines
-    return -2.0 * t * (cx + cy) - 4.0 * t_prime * cx * cy - mu
-
-
 def _gap(cx, cy, delta0: float, pairing: str):
     # Delta = Delta0 (s) or Delta0/2 (cos kx a - cos ky a) (d)
     if pairing == "s":
@@ -99,11 +95,11 @@ def _gap(cx, cy, delta0: float, pairing: str):
 
 def _bdg_hamiltonian(n: int, t: float, t_prime: float, mu: float, delta0: float,
                      pairing: str) -> np.ndarray:
-    """Nambu Bloch Hamiltonian ``(n, n, 2, 2)`` on lattice_core's grid of phases."""
+    """Nambu Bloch Hamiltonian ``(n, n, 2, 2)`` on lattice_greens' grid of phases."""
     phase = 2.0 * np.pi * np.arange(n) / n
     cx = np.cos(phase)[:, None]
     cy = np.cos(phase)[None, :]
-    xi = _band(cx, cy, t, t_prime, mu)
+    xi = square_band(cx, cy, t, t_prime, mu)
     gap = np.broadcast_to(_gap(cx, cy, delta0, pairing), xi.shape)
     hk = np.empty((n, n, 2, 2))
     hk[..., 0, 0] = xi
@@ -119,25 +115,6 @@ def _minimum_kgrid(reach: float, a: float, orbital_sigma: float) -> int:
     return int(math.ceil(2.0 * (reach + 5.0 * orbital_sigma) / a)) + 4
 
 
-def max_group_velocity(t: float, t_prime: float, a: float) -> float:
-    """Largest ``|grad_k xi_k|`` (eV Å) of the band over the Brillouin zone.
-
-    ``grad xi = a (sin kx a (2t + 4t' cos ky a), sin ky a (2t + 4t' cos kx a))``, maximised
-    on a 129 x 129 grid of the first quadrant (enough for the smooth ``|grad xi|``).
-
-    Examples
-    --------
-    >>> round(max_group_velocity(0.15, 0.0, 3.8), 3)     # 2 sqrt(2) t a at (pi/2a, pi/2a)
-    1.612
-    """
-    theta = np.linspace(0.0, np.pi, 129)
-    sx, cx = np.sin(theta)[:, None], np.cos(theta)[:, None]
-    sy, cy = np.sin(theta)[None, :], np.cos(theta)[None, :]
-    vx = sx * (2 * t + 4 * t_prime * cy)
-    vy = sy * (2 * t + 4 * t_prime * cx)
-    return float(a * np.sqrt(vx**2 + vy**2).max())
-
-
 #: The automatic k-grid refuses to grow beyond this (memory ~ 100 N² bytes).
 MAX_AUTO_KGRID = 4096
 
@@ -145,11 +122,9 @@ MAX_AUTO_KGRID = 4096
 def _auto_kgrid(reach: float, a: float, orbital_sigma: float, eta: float, t: float,
                 t_prime: float) -> int:
     # N a >= 2 reach + max(3 v_max / eta, 10 sigma + 4 a)
-    decay = max_group_velocity(t, t_prime, a) / eta
+    decay = square_max_velocity(t, t_prime, a) / eta
     span = 2.0 * reach + max(3.0 * decay, 10.0 * orbital_sigma + 4.0 * a)
-    n = next_fast_len(max(int(math.ceil(span / a)), _minimum_kgrid(reach, a, orbital_sigma)))
-    while n % 2:  # even, so that (pi/a, pi/a) is on the grid
-        n = next_fast_len(n + 1)
+    n = even_fast_size(max(int(math.ceil(span / a)), _minimum_kgrid(reach, a, orbital_sigma)))
     if n > MAX_AUTO_KGRID:
         raise ValueError(
             f"the propagators decay over v/eta = {decay:.0f} Å: a supercell with the "
@@ -221,7 +196,8 @@ class BdGKernel(Kernel):
     """
 
     name = "bdg"
-    isotropic = False
+    scattering = ("born", "full")
+    extent_parameter = "reach"
 
     def __init__(
         self,
@@ -294,7 +270,7 @@ class BdGKernel(Kernel):
 
     def greens_function(self) -> np.ndarray:
         """Clean Nambu ``G(R)`` ``(N, N, 2, 2)`` at the kernel's energy, indexed
-        ``[n1 mod N, n2 mod N]`` (:mod:`.lattice_core`); computed afresh on every call."""
+        ``[n1 mod N, n2 mod N]`` (:mod:`.lattice_greens`); computed afresh on every call."""
         return greens_function(self.hamiltonian(), self.energy, self.eta)
 
     def impurity_potential(self) -> np.ndarray:
@@ -304,10 +280,9 @@ class BdGKernel(Kernel):
     def _solve(self, energy: float) -> tuple[np.ndarray, float]:
         """``(delta rho(R) (N, N), rho0)`` in states / eV / site (electron part)."""
         g0 = greens_function(self.hamiltonian(), energy, self.eta)
-        tm = t_matrix(g0, self.potential * _NAMBU[self.scatterer])
+        tm = t_matrix(g0, self.impurity_potential())
         drho = delta_site_ldos(g0, tm, orbitals=[0])[..., 0]
-        rho0 = -float(g0[0, 0, 0, 0].imag) / np.pi  # -(1/pi) Im G_11(R=0)
-        return drho, rho0
+        return drho, clean_ldos(g0, orbitals=[0])  # -(1/pi) Im G_11(R=0)
 
     def _cached(self) -> dict[str, Any]:
         if self._solution is None:
@@ -330,9 +305,50 @@ class BdGKernel(Kernel):
         """Positions (Å) ``(N, N, 2)`` of the sites of :meth:`site_values`, centred."""
         return self._cached()["positions"]
 
-    def clean_ldos(self) -> float:
-        """Clean electron LDOS ``rho0 = -(1/pi) Im G_11(0, E)`` (states / eV / site)."""
+    @property
+    def rho0(self) -> float:
+        """Clean electron LDOS ``rho0 = -(1/pi) Im G_11(0, E)`` (states / eV / site), the
+        normalisation."""
         return self._cached()["rho0"]
+
+    def clean_ldos(self) -> float:
+        """The former name of :attr:`rho0` (``FutureWarning``)."""
+        warnings.warn("BdGKernel.clean_ldos() is now the property BdGKernel.rho0; the old "
+                      "name will be removed", FutureWarning, stacklevel=2)
+        return self.rho0
+
+    def propagator(self) -> LatticePropagator:
+        """The clean propagator and normalisation for many impurities (one FFT; reuse it):
+        sites carry ``a² g_sigma``, so their weight is ``a² / rho0`` with ``rho0`` per site."""
+        g0 = self.greens_function()
+        rho0 = clean_ldos(g0, orbitals=[0])  # -(1/pi) Im G_11(0), states / eV / site
+        if not rho0 > 0:
+            raise ValueError(f"no clean density of states at E = {self.energy} eV")
+        return LatticePropagator(
+            g0=g0, potential=np.array(self.impurity_potential(), complex),
+            lattice=np.array(self.lattice, float), tau=np.zeros((1, 2)), orbitals=(0,),
+            weight=float(self.a ** 2 / rho0), site_area=self.a ** 2,
+            sigma=self.orbital_sigma, cut=self.reach, reach=self.reach)
+
+    def multiple_scattering(self, grid):
+        """Images with every scattering path between impurities on lattice sites
+        (:mod:`.lattice_multiple`; a strength scales each site's t-matrix)."""
+        from .lattice_multiple import image_renderer
+
+        return image_renderer(self, grid)
+
+    @classmethod
+    def family_parameters(cls, rng: np.random.Generator, fov: float) -> dict[str, Any]:
+        """A cuprate-like d-wave superconductor (or an s-wave one) at an energy inside the
+        gap, potential or magnetic scatterer, band filling drawn; reach covers the field."""
+        pairing = "d" if rng.random() < 0.75 else "s"
+        delta0 = round(float(rng.uniform(0.025, 0.05)), 4)
+        return {"model": "bdg", "pairing": pairing, "delta0": delta0,
+                "energy": round(float(rng.uniform(0.2, 0.8)) * delta0, 4),
+                "scatterer": "potential" if rng.random() < 0.7 else "magnetic",
+                "potential": round(float(rng.uniform(0.05, 0.5)), 3),
+                "mu": round(float(rng.uniform(-0.2, -0.1)), 4),
+                "reach": float(np.ceil(fov + 5.0))}
 
     def spectrum(self, energies, site=(0, 0)) -> tuple[np.ndarray, np.ndarray]:
         """Electron LDOS change and clean LDOS at one site versus energy.
@@ -361,7 +377,7 @@ class BdGKernel(Kernel):
             # delta rho(R) = -(1/pi) Im [G(R) T G(-R)]_11 at the one site R
             dg = g0[n1 % n, n2 % n] @ tm @ g0[-n1 % n, -n2 % n]
             out[(0,) + idx] = -dg[0, 0].imag / np.pi
-            out[(1,) + idx] = -g0[0, 0, 0, 0].imag / np.pi
+            out[(1,) + idx] = clean_ldos(g0, orbitals=[0])
         return out[0], out[1]
 
     # -- Kernel interface ----------------------------------------------------------------
@@ -372,7 +388,7 @@ class BdGKernel(Kernel):
         return self.a ** 2 * project_gaussian(sol["kept_values"], sol["kept_positions"],
                                               x, y, self.orbital_sigma)
 
-    def radial(self, r: np.ndarray) -> np.ndarray:
+    def azimuthal_average(self, r: np.ndarray) -> np.ndarray:
         """Azimuthal average of ``K`` at distance ``r`` (Å), in closed form: the angular
         average of an orbital ``g_s`` at distance ``d`` from the scatterer is
         ``exp(-(r - d)²/2s²) I0e(r d/s²) / (2 pi s²)`` (orbitals not cut off at ``5 s``)."""
@@ -504,7 +520,7 @@ def octet_vectors(model: BdGKernel | Mapping[str, Any], energy: float | None = N
         return -(2 * t * cx + mu) / (2 * t + 4 * tp * cx)
 
     def on_diagonal(theta):
-        return float(_band(np.cos(theta), np.cos(theta), t, tp, mu))
+        return float(square_band(np.cos(theta), np.cos(theta), t, tp, mu))
 
     if on_diagonal(0.0) * on_diagonal(np.pi) > 0:
         raise ValueError("the Fermi surface does not cross the zone diagonal: no d-wave nodes")

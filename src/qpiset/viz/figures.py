@@ -1,6 +1,6 @@
 """Figures: real space with scatterer overlays, the kernel, q-space, contributions.
 
-Plain functions over a :class:`~qpiset.dataset.Dataset` (or arrays and a grid) that draw
+Plain functions over a :class:`~qpiset.core.Dataset` (or arrays and a grid) that draw
 into matplotlib axes, and figure builders that combine them. Axes are in Å (real space)
 and 1/Å (q-space, ``q = 2 pi f``); images are shown ``origin="lower"`` so +y points up.
 Nothing here opens a window: callers save the figure, or a notebook displays it.
@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from ..bench import match
-from ..grid import Grid
+from ..core.grid import Grid
 
 __all__ = ["image_panel", "kernel_panel", "profile_panel", "qspace_panel", "power_spectrum",
            "figure_show", "figure_contributions", "contributions", "ring_of", "MARKERS",
@@ -102,13 +102,14 @@ def kernel_panel(ax, kernel: np.ndarray, grid: Grid, title: str = "kernel (one s
 
 def profile_panel(ax, kernel: np.ndarray, grid: Grid, model=None):
     """Radial profile of the kernel image: every pixel's value against its distance from
-    the centre (dots), and the continuous model ``K(r)`` when given (line)."""
+    the centre (dots), and the continuous model's azimuthal average ``K(r)`` when given
+    (line)."""
     X, Y = np.meshgrid(grid.x, grid.x)
     r = np.hypot(X, Y).ravel()
     ax.plot(r, np.asarray(kernel).ravel(), ".", ms=2, color="#1f4e9c", label="kernel row pixels")
     if model is not None:
         rr = np.linspace(0, r.max(), 800)
-        ax.plot(rr, model.radial_table(r.max() + 1.0)(rr), "-", lw=0.9, color="#e07000",
+        ax.plot(rr, model.azimuthal_average(rr), "-", lw=0.9, color="#e07000",
                 label=f"model: {model.params().get('model', type(model).__name__)}")
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("r (Å)")
@@ -129,14 +130,16 @@ def power_spectrum(images, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ring_of(kernel_model=None, kernel_image=None, grid: Grid | None = None) -> tuple[float, str] | None:
-    """``(q, label)`` of the expected ``2 k_F`` ring: from the model's wave vector when it
-    has one, else estimated from the kernel image's spectrum; None for an anisotropic
-    (lattice) model, whose Fermi surface is not a circle."""
-    if kernel_model is not None and not kernel_model.isotropic:
-        return None  # a lattice model's Fermi surface is no circle
-    k = getattr(kernel_model, "k", None)
-    if k is not None:
-        return 2 * float(np.real(k)), "2k_F (model)"
+    """``(q, label)`` of the expected ``2 k_F`` ring: the model's, when it declares one
+    (:meth:`~qpiset.physics.Kernel.ring`); None for an anisotropic model without one (a
+    lattice's Fermi surface is no circle); else estimated from the kernel image's
+    spectrum."""
+    if kernel_model is not None:
+        q = kernel_model.ring()
+        if q is not None:
+            return float(q), "2k_F (model)"
+        if not kernel_model.isotropic:
+            return None
     if kernel_image is not None and grid is not None:
         from ..inverse import ring_wavevector
 
@@ -193,21 +196,19 @@ def contributions(ds, index: int, kernel_model=None) -> tuple[np.ndarray, np.nda
     ``(k, R, R)``, and the strengths used (known ones, or the fixed strength the metadata
     records, else least squares with a constant background). ``kernel_model`` defaults to
     the kernel row's continuous model."""
-    from ..inverse import PixelModel, file_kernel
+    from ..inverse import file_operator
 
-    model = PixelModel(kernel_model or file_kernel(ds.kernel, ds.grid), ds.grid)
+    op = file_operator(ds.kernel, ds.grid, kernel_model)
     pos = ds.positions[index]
     R = ds.grid.resolution
-    _, J = model.image_and_jacobian(pos, np.ones(len(pos)))
-    terms = J[:, 2::3].T.reshape(len(pos), R, R)  # K(r - r_j), unit strength
+    terms = op.terms(pos).reshape(len(pos), R, R)  # K(r - r_j), unit strength
     fixed = ds.meta.get("strength")
     if ds.strengths is not None:
         s = np.asarray(ds.strengths[index], float)
     elif isinstance(fixed, (int, float)):  # recorded: every scatterer had this strength
         s = np.full(len(pos), float(fixed))
     else:
-        A = np.column_stack([np.ones(R * R), J[:, 2::3]])
-        s = np.linalg.lstsq(A, ds.images[index].ravel(), rcond=None)[0][1:]
+        s = op.least_squares(np.asarray(ds.images[index]), pos).strengths
     return terms * s[:, None, None], s
 
 

@@ -19,7 +19,7 @@ import json
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..bench import BANDS, _band_name
+from ..bench import BANDS, band_name
 from .figures import (figure_show, image_panel, kernel_panel, power_spectrum, profile_panel,
                       qspace_panel, ring_of)
 
@@ -189,7 +189,7 @@ def _bench_section(ds, results: dict) -> list[str]:
         fig = _thumb(ds, r["image"], np.asarray(r["positions"], float).reshape(-1, 2), tol,
                      title=f"{name}: image {r['image']} ({r['n_true']} true, {r['n_pred']} found)")
         examples.append(_img(fig, f"{name} example", f"{name}: the median-F1 image of band "
-                                                     f"{_band_name(lo, hi)} (or of all)"))
+                                                     f"{band_name(lo, hi)} (or of all)"))
     if examples:
         out.append("<h3>Example detections</h3><p>Green circles: found; red x: missed; "
                    "orange +: extra detections.</p>")

@@ -1,0 +1,167 @@
+"""The benchmark protocol: run detectors on a file's images, score them against its
+positions by count band, and report (``qpiset bench``).
+
+Besides the detectors, the ``oracle`` reference (:func:`oracle_positions`) shows what the
+images' information allows: a fit started at the true positions. Reconstruction scores
+re-synthesise each image from the detections (:func:`reconstruct`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..inverse import DETECTORS, file_operator, make_detector
+from ..inverse.refine import refine
+from .metrics import DetectionScore, aggregate, nmse, psnr, score_detections
+
+__all__ = ["BANDS", "band_name", "reconstruct", "oracle_positions", "REFERENCES",
+           "summarize_records", "run_benchmark", "markdown_table"]
+
+
+#: Scatterer-count bands of the report.
+BANDS = ((1, 10), (11, 50), (51, 100))
+
+
+def band_name(lo: int, hi: int) -> str:
+    """The label of a count band, ``"lo-hi"``."""
+    return f"{lo}-{hi}"
+
+
+def reconstruct(op, image: np.ndarray, positions: np.ndarray):
+    """Re-synthesise ``image`` from detected positions: strengths and a constant
+    background by linear least squares, then ``b + sum s_i K`` (the forward operator
+    ``op``). Returns the image."""
+    return op.least_squares(image, positions).fitted
+
+
+REFERENCES = ("oracle",)
+
+
+def oracle_positions(op, image: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The **oracle** reference: a least-squares fit of ``model`` started at the true
+    positions, with the true count and least-squares strengths.
+
+    It uses the truth, so it is not a detector: it shows how many scatterers the image's
+    information can place within the tolerance even when detection and counting are
+    perfect (at high noise in crowded images, fewer than one might hope).
+    """
+    truth = np.asarray(truth, float).reshape(-1, 2)
+    y = np.asarray(image, float).ravel()
+    if len(truth) == 0:
+        return truth
+    start = op.least_squares(y, truth)
+    fit = refine(op, y, truth, np.maximum(start.strengths, 0.0), start.background, rtol=1e-6,
+                 max_iter=30)
+    return fit.positions
+
+
+def summarize_records(records: list[dict]) -> dict:
+    """Micro-averaged scores of per-image records (see :func:`run_benchmark`)."""
+    if not records:
+        return {"images": 0}
+    agg = aggregate(DetectionScore(r["n_true"], r["n_pred"], r["tp"], r["sq_err"]) for r in records)
+    times = np.array([r["seconds"] for r in records])
+    return {
+        "images": len(records),
+        "precision": agg.precision, "recall": agg.recall, "f1": agg.f1, "rmse": agg.rmse,
+        "count_error_mean": float(np.mean([r["n_pred"] - r["n_true"] for r in records])),
+        "count_error_abs": float(np.mean([abs(r["n_pred"] - r["n_true"]) for r in records])),
+        "nmse": float(np.mean([r["nmse"] for r in records])),
+        "psnr": float(np.mean([r["psnr"] for r in records])),
+        "seconds_median": float(np.median(times)), "seconds_mean": float(np.mean(times)),
+    }
+
+
+def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel=None,
+                  predictions: dict | None = None, limit: int | None = None,
+                  on_image=None, weights=None) -> dict:
+    """Run detectors on every image of ``ds`` and score them against its positions.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Images with true positions (the file's coordinates).
+    methods : sequence of str
+        Detector names (:data:`qpiset.inverse.DETECTORS`: classical, and learned when the
+        ``ml`` extra is installed), or ``"oracle"`` (:func:`oracle_positions`, marked
+        ``"uses_truth": true`` in the output).
+    tol : float
+        Matching tolerance in Å.
+    kernel : Kernel, optional
+        Physics model to use instead of the kernel row.
+    predictions : dict, optional
+        ``{name: list of (k, 2) arrays}``: someone's own detections, scored the same way.
+    limit : int, optional
+        Only the first ``limit`` images.
+    weights : path, optional
+        Checkpoint of the learned detectors (default: the shipped weights).
+
+    Returns
+    -------
+    dict
+        ``{"config": ..., "methods": {name: {"overall": ..., "bands": {...}, "images": [...]}}}``
+    """
+    n = ds.n_images if limit is None else min(limit, ds.n_images)
+    op = file_operator(ds.kernel, ds.grid, kernel)
+    runs = {}
+    for name in methods:
+        if name == "oracle":
+            runs[name] = lambda i: oracle_positions(op, ds.images[i], ds.positions[i])
+            continue
+        detector = make_detector(name, weights=weights)
+        detector.detect(np.empty((0,) + ds.grid.shape), op)  # set up for op, untimed
+        runs[name] = lambda i, d=detector: d.detect(np.asarray(ds.images[i])[None], op).positions[0]
+    for name, preds in (predictions or {}).items():
+        if len(preds) < n:
+            raise ValueError(f"predictions {name!r} have {len(preds)} images, the file {n}")
+        runs[name] = lambda i, p=preds: np.asarray(p[i], float).reshape(-1, 2)
+    out = {"config": {"tol": tol, "images": n, "resolution": ds.grid.resolution,
+                      "fov": ds.grid.fov, "kernel": op.kernel.describe(),
+                      "bands": [band_name(*b) for b in BANDS]},
+           "methods": {}}
+    for name, run in runs.items():
+        records = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            found = run(i)
+            seconds = time.perf_counter() - t0
+            score = score_detections(ds.positions[i], found, tol)
+            recon = reconstruct(op, ds.images[i], found)
+            records.append({"image": i, "n_true": score.n_true, "n_pred": score.n_pred,
+                            "tp": score.tp, "sq_err": score.sq_err, "seconds": seconds,
+                            "nmse": nmse(recon, ds.images[i]), "psnr": psnr(recon, ds.images[i]),
+                            "positions": np.asarray(found).tolist()})
+            if on_image:
+                on_image(1)
+        bands = {}
+        for lo, hi in BANDS:
+            sel = [r for r in records if lo <= r["n_true"] <= hi]
+            bands[band_name(lo, hi)] = summarize_records(sel)
+        learned = name in DETECTORS and DETECTORS[name].learned
+        out["methods"][name] = {"overall": summarize_records(records), "bands": bands,
+                                "uses_truth": name in REFERENCES, "learned": learned,
+                                "images": records}
+    return out
+
+
+def markdown_table(results: dict) -> str:
+    """The benchmark as a Markdown table: one row per method and count band."""
+    lines = [
+        f"Matching tolerance {results['config']['tol']} Å, {results['config']['images']} images.",
+        "",
+        "| method | scatterers | images | precision | recall | F1 | RMSE (Å) | mean count error "
+        "| image NMSE | PSNR (dB) | median s/image |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in results["methods"].items():
+        for band, s in list(res["bands"].items()) + [("all", res["overall"])]:
+            if not s.get("images"):
+                continue
+            label = f"{name} (uses the truth)" if res.get("uses_truth") else name
+            lines.append(
+                f"| {label} | {band} | {s['images']} | {s['precision']:.3f} | {s['recall']:.3f} "
+                f"| {s['f1']:.3f} | {s['rmse']:.3f} | {s['count_error_mean']:+.2f} "
+                f"| {s['nmse']:.2e} | {s['psnr']:.1f} | {s['seconds_median']:.3f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""``qpiset show`` and ``qpiset report``: figures and the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import ORDER, guarded, recorded_model
+
+__all__ = ["show", "report"]
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Image to show (0 = the first image row, after the kernel row).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Figure file: .png, .pdf or .svg.")
+@click.option("--predictions", type=click.Path(), default=None,
+              help="Detections JSON (qpiset detect): mark found, missed and extra scatterers.")
+@click.option("--contributions", is_flag=True,
+              help="Draw each scatterer's term, their sum and what is left instead.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
+              show_default=True, help="Matching tolerance (Å) for --predictions.")
+@ORDER
+@guarded
+def show(path, index, out, predictions, contributions, tol, order):
+    """Draw image INDEX of PATH: overlays, kernel, radial profile and q-space (Å, 1/Å).
+
+    When the file records its physics model (sidecar or .npz), the profile shows it and
+    the q-space ring is its 2k_F; otherwise the ring is estimated from the kernel row."""
+    from ..io import atomic_output, read, read_predictions
+    from ..viz import FORMATS, figure_bytes, figure_contributions, figure_show
+
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise click.BadParameter(f"{out}: the suffix must be one of "
+                                 f"{', '.join('.' + f for f in FORMATS)}", param_hint="--out")
+    ds = read(path, order=order)
+    if index >= ds.n_images:
+        raise click.BadParameter(f"{path} has {ds.n_images} images (0..{ds.n_images - 1})",
+                                 param_hint="--index")
+    model = recorded_model(ds)
+    if contributions:
+        fig = figure_contributions(ds, index, kernel_model=model)
+    else:
+        pred = None if predictions is None else read_predictions(predictions, ds.n_images)[index]
+        name = None if predictions is None else Path(predictions).stem
+        fig = figure_show(ds, index, predictions=pred, tol=tol, kernel_model=model, method=name)
+    with atomic_output(out, compress=False) as f:
+        f.write(figure_bytes(fig, fmt))
+    click.echo(f"{out}: image {index} of {path}")
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file.")
+@click.option("--results", type=click.Path(), default=None,
+              help="Benchmark results JSON (qpiset bench --out): tables and example overlays.")
+@click.option("--gallery", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Images in the gallery.")
+@ORDER
+@guarded
+def report(path, out, results, gallery, order):
+    """One self-contained HTML page: summary, kernel, gallery, q-space, benchmark."""
+    from ..io import atomic_output, read, read_results
+    from ..viz import build_report
+
+    ds = read(path, order=order)
+    res = None if results is None else read_results(results)
+    page = build_report(ds, label=str(path), results=res, gallery=gallery,
+                        kernel_model=recorded_model(ds))
+    with atomic_output(out, compress=False) as f:
+        f.write(page.encode("utf-8"))
+    click.echo(f"{out}: report on {path} ({len(page) / 1e6:.1f} MB)")

@@ -1,0 +1,75 @@
+"""``qpiset validate``, ``qpiset info`` and ``qpiset convert``: dataset files."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import ORDER, guarded
+
+__all__ = ["validate", "info", "convert"]
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@ORDER
+@guarded
+def validate(path, order):
+    """Check every line of a dataset file: exit 0 and a summary, or exit 1 and PATH:LINE:COL."""
+    from ..io import validate as check
+
+    click.echo(check(path, order=order).line())
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@ORDER
+@guarded
+def info(path, as_json, order):
+    """Resolution, field of view, slots, image count and scatterer-count statistics."""
+    from ..io import summarize
+
+    s = summarize(path, order=order)
+    if as_json:
+        click.echo(json.dumps(s.as_dict(), indent=2, sort_keys=True))
+        return
+    c, i = s.counts, s.intensity
+    rows = [
+        ("file", f"{s.path} ({s.format}{', ' + s.layout if s.layout else ''})"),
+        ("resolution", f"{s.resolution} x {s.resolution} px"),
+        ("field of view", f"{s.fov:g} Å (pitch {s.pitch:.4f} Å)"),
+        ("max_scatterers", str(s.max_scatterers)),
+        ("images", str(s.n_images)),
+        ("scatterers/image", f"min {c['min']}, median {c['median']:g}, mean {c['mean']:.2f}, "
+                             f"max {c['max']} (total {c['total']})"),
+        ("intensity", f"min {i['min']:.4g}, max {i['max']:.4g}, mean {i['mean']:.4g}, "
+                      f"std {i['std']:.4g}"),
+    ]
+    kernel = s.meta.get("kernel")
+    if kernel:
+        params = ", ".join(f"{k}={v}" for k, v in kernel.items() if v is not None and k != "model")
+        rows.append(("kernel", f"{kernel.get('model')}: {params}"))
+    if "seed" in s.meta:
+        rows.append(("generated", f"{s.meta.get('generator')}, seed {s.meta['seed']}, "
+                                  f"noise {s.meta.get('noise')}"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        click.echo(f"{k:<{width}}  {v}")
+
+
+@click.command()
+@click.argument("src", type=click.Path())
+@click.argument("dst", type=click.Path())
+@click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
+              show_default=True)
+@ORDER
+@guarded
+def convert(src, dst, layout, order):
+    """Convert between the row format (.csv, .csv.gz), .npz and a .zarr store; row-format
+    and store output are streamed."""
+    from ..io import convert as run
+
+    n = run(src, dst, layout=layout, order=order)
+    click.echo(f"{dst}: wrote {n} images from {src}")

@@ -1,0 +1,12 @@
+"""The core: the pixel grid, the dataset, the generation recipe, the input checks and the
+error type for bad files. Everything else builds on these; they need numpy only."""
+
+from .checks import as_image_stack, as_positions
+from .dataset import SENTINEL, Dataset, pad_rows
+from .errors import FormatError
+from .grid import Grid
+from .recipe import Recipe
+from .version import __version__
+
+__all__ = ["Grid", "Dataset", "SENTINEL", "pad_rows", "FormatError", "Recipe",
+           "as_image_stack", "as_positions", "__version__"]

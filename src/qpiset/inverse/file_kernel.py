@@ -1,0 +1,58 @@
+"""The kernel a file gives: its kernel row, made continuous.
+
+The kernel row covers only ±fov/2 around its scatterer, while scatterers anywhere in the
+field reach pixels up to ``sqrt(2) fov`` away. :func:`file_kernel` extends it with the 2D
+Friedel asymptotic form fitted to its outer half
+(:class:`~qpiset.physics.SampledKernel`; a taper when that form does not fit).
+:func:`file_operator` is the forward operator the detectors and the benchmark use for a
+file: that kernel (or a named physics model), with the file's own row as the kernel row.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..core.grid import Grid
+from ..forward import Forward
+from ..physics import SampledKernel
+
+__all__ = ["file_kernel", "file_operator", "ANISOTROPY_WARNING"]
+
+#: Relative spread of the kernel row around its rings above which the file's kernel is
+#: called anisotropic (a lattice model, say): the isotropic model then misfits it.
+ANISOTROPY_WARNING = 0.02
+
+
+def file_kernel(kernel_image: np.ndarray, grid: Grid) -> SampledKernel:
+    """The continuous kernel model made from a file's kernel row (see module docs).
+
+    It is isotropic; a kernel row whose values spread around its rings by more than
+    :data:`ANISOTROPY_WARNING` of the peak gets a warning (the detectors will misfit it).
+    """
+    kernel = SampledKernel.from_image(kernel_image, grid)
+    if kernel.anisotropy > ANISOTROPY_WARNING:
+        warnings.warn(f"the kernel row is anisotropic (spread {kernel.anisotropy:.2g} of its "
+                      "peak around rings); the detectors model it as isotropic",
+                      stacklevel=2)
+    return kernel
+
+
+def file_operator(kernel_image: np.ndarray, grid: Grid, kernel=None) -> Forward:
+    """The forward operator of a file: the continuous model of its kernel row
+    (:func:`file_kernel`) with the row itself as ``kernel_row``, or the physics model
+    ``kernel`` (its own rendered row) when given.
+
+    Examples
+    --------
+    >>> from qpiset.physics import FriedelKernel
+    >>> g = Grid(32, 50.0)
+    >>> row = Forward(FriedelKernel(), g).kernel_row
+    >>> op = file_operator(row, g)
+    >>> op.kernel.name, bool((op.kernel_row == row).all())
+    ('sampled', True)
+    """
+    if kernel is not None:
+        return Forward(kernel, grid)
+    return Forward(file_kernel(kernel_image, grid), grid, row=kernel_image)

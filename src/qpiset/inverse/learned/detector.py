@@ -1,0 +1,268 @@
+"""The kernel-conditioned detector: a U-Net that maps an image and the file's kernel row
+to per-cell scatterer probabilities and sub-pixel offsets (:mod:`.targets`).
+
+How the kernel enters (so that one network serves kernels it never saw):
+
+1. **Physics channels.** Besides the standardised image ``y``, the network reads the
+   matched-filter response ``y ⋆ k`` and two Wiener deconvolutions
+   ``F⁻¹[conj(K) Y / (|K|² + α max|K|²)]`` (α = 0.01, 0.1), all computed by FFT from the
+   kernel row ``k`` inside the model: whatever the kernel, these maps peak near the
+   scatterers, so what the network learns transfers across kernels.
+2. **A kernel embedding.** A small CNN encodes the normalised kernel row, together with
+   ``log(std(y) R / ||k||)`` (for unit strengths ``≈ ½ log N``, the scatterer count), into
+   a vector that scales and shifts the decoder's features (FiLM).
+
+The output grid is twice as fine as the image's (DECODE-style occupancy + offsets), so
+scatterers closer than a pixel can both be found.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.checks import as_image_stack
+from ...core.grid import Grid
+from ..protocols import Detections
+from ..sparse import SparseDeconvolution
+from . import WEIGHTS
+from .nets import KernelEncoder, conv_block, load_checkpoint, save_checkpoint
+from .targets import decode
+
+__all__ = ["DetectorNet", "physics_channels", "UNetDetector", "HybridDetector",
+           "load_detector", "save_detector", "merge_seeds", "DEFAULT_DETECTOR"]
+
+#: The shipped detector's weights.
+DEFAULT_DETECTOR = WEIGHTS / "detector.pt"
+
+WIENER_ALPHAS = (0.01, 0.1)
+
+
+def physics_channels(images: torch.Tensor, kernels: torch.Tensor) -> tuple[torch.Tensor,
+                                                                              torch.Tensor]:
+    """Input maps ``(B, 4, R, R)`` and the amplitude scalar ``(B, 1)`` (module docs) from
+    images and kernel rows ``(B, R, R)`` indexed ``[iy, ix]``."""
+    B, R, _ = images.shape
+    y = images - images.flatten(1).median(dim=1).values[:, None, None]
+    std = y.flatten(1).std(dim=1).clamp_min(1e-12)
+    y = y / std[:, None, None]
+    knorm = kernels.flatten(1).norm(dim=1).clamp_min(1e-12)
+    k = kernels / knorm[:, None, None]
+    P = 2 * R  # zero padding: linear, not circular, correlation
+    Y = torch.fft.rfft2(y, s=(P, P))
+    K = torch.fft.rfft2(k, s=(P, P))
+    power = K.real**2 + K.imag**2
+    top = power.flatten(1).max(dim=1).values[:, None, None]
+    maps = [y]
+    filters = [K.conj()] + [K.conj() / (power + a * top) for a in WIENER_ALPHAS]
+    for H in filters:
+        r = torch.fft.irfft2(Y * H, s=(P, P))
+        # r[d] = sum_j y[j + d] k[j]; rolled by R/2, while the row's centre (0, 0) lies
+        # at index (R-1)/2: the maps peak half a pixel from the scatterer, the same way
+        # for every kernel on the grid (the network has learnt it)
+        r = torch.roll(r, shifts=(R // 2, R // 2), dims=(1, 2))[:, :R, :R]
+        r = r - r.flatten(1).mean(dim=1)[:, None, None]
+        maps.append(r / r.flatten(1).std(dim=1).clamp_min(1e-12)[:, None, None])
+    amplitude = torch.log(std * R / knorm).unsqueeze(1)
+    return torch.stack(maps, dim=1), amplitude
+
+
+class DetectorNet(nn.Module):
+    """U-Net (three levels) with FiLM conditioning on a kernel embedding and heads on a
+    grid ``upsample`` times finer than the image: occupancy logit, x and y offsets."""
+
+    def __init__(self, width: int = 24, embed: int = 64, upsample: int = 2) -> None:
+        super().__init__()
+        self.config = {"width": width, "embed": embed, "upsample": upsample}
+        w = width
+        self.kernel_encoder = KernelEncoder(1, 16, embed)
+        self.cond = nn.Sequential(nn.Linear(embed + 1, embed), nn.SiLU())
+        self.enc1 = conv_block(4, w)
+        self.enc2 = conv_block(w, 2 * w)
+        self.enc3 = conv_block(2 * w, 4 * w)
+        self.mid = conv_block(4 * w, 4 * w)
+        self.dec3 = conv_block(8 * w, 2 * w)
+        self.dec2 = conv_block(4 * w, w)
+        self.dec1 = conv_block(2 * w, w)
+        self.films = nn.ModuleList([nn.Linear(embed, 2 * c) for c in (4 * w, 2 * w, w, w)])
+        # sub-pixel convolution: 3 u² maps at the image's resolution, shuffled to u x finer
+        self.head = nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.SiLU(),
+                                  nn.Conv2d(w, 3 * upsample**2, 1), nn.PixelShuffle(upsample))
+        self.upsample = upsample
+        with torch.no_grad():  # start at occupancy ~ 0.25 %, the prior of a cell (focal-loss trick)
+            self.head[2].bias[: upsample**2] = -6.0
+
+    @staticmethod
+    def _film(h: torch.Tensor, layer: nn.Linear, e: torch.Tensor) -> torch.Tensor:
+        gamma, beta = layer(e).chunk(2, dim=1)
+        return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+    def forward(self, images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, U, U)``: occupancy logits, x and y offsets (cell units)."""
+        x, amplitude = physics_channels(images, kernels)
+        k = kernels / kernels.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
+        e = self.kernel_encoder((k * kernels.shape[-1]).unsqueeze(1))
+        e = self.cond(torch.cat([e, amplitude], dim=1))
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        m = self._film(self.mid(F.max_pool2d(e3, 2)), self.films[0], e)
+        d3 = self.dec3(torch.cat([F.interpolate(m, scale_factor=2.0), e3], dim=1))
+        d3 = self._film(d3, self.films[1], e)
+        d2 = self.dec2(torch.cat([F.interpolate(d3, scale_factor=2.0), e2], dim=1))
+        d2 = self._film(d2, self.films[2], e)
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], dim=1))
+        d1 = self._film(d1, self.films[3], e)
+        return self.head(d1)
+
+
+def save_detector(path, net: DetectorNet, grid: Grid, state=None, train=None,
+                  **info: Any) -> None:
+    """Write the weights (``state``, default the network's), architecture, training grid,
+    ``info`` (thresholds, training record) and optionally the state to resume ``train``,
+    in one atomic write."""
+    record = {"kind": "detector", "config": net.config,
+              "state": net.state_dict() if state is None else state,
+              "grid": [grid.resolution, grid.fov], "info": info}
+    if train is not None:
+        record["train"] = train
+    save_checkpoint(path, record)
+
+
+class UNetDetector:
+    """Detector ``unet``: a trained :class:`DetectorNet` reading the image and the file's
+    kernel row (``op.kernel_row``); positions and confidences per scatterer.
+
+    Parameters
+    ----------
+    weights : path, optional
+        Checkpoint (default: the shipped weights); a bad one is a ``ValueError`` naming it.
+    threshold, high : float, optional
+        Decoding thresholds (:func:`qpiset.inverse.learned.targets.decode`); default the
+        checkpoint's tuned ones.
+    batch : int
+        Images per forward pass.
+    """
+
+    name = "unet"
+
+    def __init__(self, weights=None, *, threshold: float | None = None,
+                 high: float | None = None, batch: int = 32) -> None:
+        net, state = load_detector(weights)
+        res, fov = state["grid"]
+        info = state.get("info", {})
+        self._setup(net, Grid(int(res), float(fov)),
+                    info.get("threshold", 0.5) if threshold is None else threshold,
+                    info.get("high", 0.9) if high is None else high, batch)
+
+    def _setup(self, net, trained: Grid | None, threshold, high, batch) -> None:
+        self.net = net.eval()
+        self.trained = trained
+        self.threshold, self.high, self.batch = float(threshold), float(high), int(batch)
+        self._warned: set = set()
+
+    @classmethod
+    def from_net(cls, net: DetectorNet, threshold: float = 0.5, high: float = 0.9,
+                 batch: int = 32) -> "UNetDetector":
+        """A detector around a network in memory (e.g. one being trained)."""
+        self = cls.__new__(cls)
+        self._setup(net, None, threshold, high, batch)
+        return self
+
+    def _check(self, grid: Grid) -> None:
+        if grid.resolution % 8:
+            raise ValueError(f"the detector needs a resolution divisible by 8, got "
+                             f"{grid.resolution}")
+        trained = self.trained
+        if trained is not None and abs(grid.pitch / trained.pitch - 1) > 0.1 \
+                and grid.pitch not in self._warned:
+            self._warned.add(grid.pitch)
+            warnings.warn(f"the detector was trained at {trained.pitch:.3g} Å per pixel, these "
+                          f"images have {grid.pitch:.3g}: expect lower accuracy", stacklevel=3)
+
+    def probabilities(self, images: np.ndarray, kernel_row) -> tuple[np.ndarray, np.ndarray]:
+        """Occupancy probabilities ``(N, U, U)`` and offsets ``(N, 2, U, U)`` for images
+        ``(N, R, R)`` with the kernel row ``(R, R)``."""
+        k = torch.as_tensor(np.asarray(kernel_row, np.float32))
+        R = k.shape[-1]
+        if tuple(k.shape) != (R, R):
+            raise ValueError(f"kernel image shape {tuple(k.shape)} is not square")
+        images = np.asarray(images, np.float32).reshape(-1, R, R)
+        probs, offs = [], []
+        with torch.no_grad():
+            for s in range(0, len(images), self.batch):
+                x = torch.from_numpy(np.ascontiguousarray(images[s:s + self.batch]))
+                out = self.net(x, k.expand(len(x), -1, -1))
+                probs.append(torch.sigmoid(out[:, 0]).numpy())
+                offs.append(out[:, 1:].numpy())
+        U = R * self.net.upsample
+        if not probs:
+            return np.zeros((0, U, U), np.float32), np.zeros((0, 2, U, U), np.float32)
+        return np.concatenate(probs), np.concatenate(offs)
+
+    def decode(self, prob, off, grid: Grid) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Positions (Å) and confidences from :meth:`probabilities` at this detector's
+        thresholds."""
+        return decode(prob, off, grid, self.net.upsample, self.threshold, self.high)
+
+    def detect(self, images, op) -> Detections:
+        """Positions (Å) and confidences in each image of a stack ``(N, R, R)``."""
+        stack, _ = as_image_stack(images, op.grid.resolution)
+        self._check(op.grid)
+        prob, off = self.probabilities(stack, op.kernel_row)
+        positions, confidence = self.decode(prob, off, op.grid)
+        return Detections(positions, confidence=confidence)
+
+
+def load_detector(path=None) -> tuple[DetectorNet, dict[str, Any]]:
+    """The network and its checkpoint record (training grid, thresholds, training info);
+    ``path=None`` loads the shipped weights."""
+    state = load_checkpoint(DEFAULT_DETECTOR if path is None else path, "detector")
+    net = DetectorNet(**state["config"])
+    net.load_state_dict(state["state"])
+    return net.eval(), state
+
+
+def merge_seeds(first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
+    """``first`` plus the points of ``second`` farther than ``radius`` (Å) from all of them.
+
+    Examples
+    --------
+    >>> merge_seeds(np.array([[0.0, 0.0]]), np.array([[0.5, 0.0], [5.0, 0.0]]), 1.0).tolist()
+    [[0.0, 0.0], [5.0, 0.0]]
+    """
+    first = np.asarray(first, float).reshape(-1, 2)
+    second = np.asarray(second, float).reshape(-1, 2)
+    if len(first) == 0 or len(second) == 0:
+        return np.concatenate([first, second])
+    d = np.hypot(second[:, None, 0] - first[None, :, 0], second[:, None, 1] - first[None, :, 1])
+    return np.concatenate([first, second[d.min(axis=1) > radius]])
+
+
+class HybridDetector:
+    """Detector ``hybrid``: the network's scatterers, plus the seeds of the l1 grid stage
+    of :class:`~qpiset.inverse.SparseDeconvolution` that lie farther than a pixel from all
+    of them, with least-squares strengths, start the physics fit and the evidence-based
+    model selection of that detector (its stages 3-4). The network adds what the grid
+    stage misses in noise; the fit places every scatterer and the evidence rule removes the
+    spurious ones."""
+
+    name = "hybrid"
+
+    def __init__(self, weights=None) -> None:
+        self.unet = UNetDetector(weights)
+        self.sparse = SparseDeconvolution(seeder=self._seeds)
+
+    def _seeds(self, image: np.ndarray, op) -> tuple[np.ndarray, np.ndarray]:
+        found = self.unet.detect(image[None], op).positions[0]
+        pos = merge_seeds(found, self.sparse.seeds(image, op)[0], op.grid.pitch)
+        return pos, np.maximum(op.least_squares(image, pos).strengths, 0.0)
+
+    def detect(self, images, op) -> Detections:
+        """Positions (Å) and strengths in each image ``(N, R, R)``."""
+        return self.sparse.detect(images, op)

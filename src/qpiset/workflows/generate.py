@@ -1,0 +1,62 @@
+"""Simulating straight into a file: the row format while the blocks are made (bounded
+memory, atomic), ``.npz`` in memory, a ``.zarr`` store block by block (on a dask cluster
+when asked, :mod:`.distributed`)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..core.grid import Grid
+from ..core.recipe import Recipe
+from ..forward import Forward, simulate, simulate_blocks
+from ..io import file_format, write, write_stream
+
+__all__ = ["generate_file"]
+
+
+def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | None = None,
+                  layout: str = "padded", on_block: Callable[[int], object] | None = None,
+                  workers: int | None = None, scheduler: str | None = None) -> None:
+    """Simulate ``recipe.n`` images of ``kernel`` on ``grid`` and write them to ``path``
+    (format by suffix).
+
+    The row format is written while blocks are simulated (bounded memory, atomic). A
+    ``.zarr`` store is made block by block, on a dask cluster when ``workers`` > 1 or a
+    ``scheduler`` is given, and resumed if it holds the same, unfinished run
+    (:mod:`qpiset.workflows.distributed`). With a ``scheduler`` the row format's blocks are
+    made on the cluster too and written in order by this process. ``on_block(k)`` is
+    called as each block of ``k`` images is done (a progress bar).
+    """
+    kind = file_format(path)
+    if kind == "zarr":
+        from .distributed import generate_store
+
+        generate_store(path, kernel, grid, recipe, workers=workers, scheduler=scheduler,
+                       on_block=on_block)
+        return
+    if kind == "npz":
+        ds = simulate(kernel, grid, recipe, threads=threads)
+        if on_block:
+            on_block(recipe.n)
+        write(path, ds)
+        return
+    op = Forward(kernel, grid)
+    row = op.kernel_row  # first: the kernel row is the one scatterer's own table
+
+    def chunks():
+        if scheduler:
+            from .distributed import cluster_blocks
+
+            for images, positions in cluster_blocks(kernel, grid, recipe, scheduler=scheduler):
+                yield images, positions
+                if on_block:
+                    on_block(len(images))
+            return
+        for _, images, positions, _ in simulate_blocks(kernel, grid, recipe, threads=threads,
+                                                       op=op):
+            yield images, positions
+            if on_block:
+                on_block(len(images))
+
+    write_stream(path, grid, row, recipe.max_scatterers, chunks(), recipe.meta(kernel.params()),
+                 layout=layout)
