@@ -1,6 +1,7 @@
-"""Training loops: ``qpiset train detector`` and ``qpiset train kernel-vae``.
+"""Training the detector network (``qpiset train detector``); the kernel extractor's loop
+is :mod:`.train_kernel`.
 
-Both are pure functions of their arguments and seed (the simulated stream is indexed by
+Training is a pure function of its arguments and seed (the simulated stream is indexed by
 batch number, the networks are initialised from ``torch.manual_seed(seed)``, no dropout),
 so a run resumed from its checkpoint ends with the same weights as one never stopped.
 An *epoch* is ``steps_per_epoch`` optimiser steps; after each one the model is scored on
