@@ -63,3 +63,16 @@ def small_ds(cu):
     from qpiset.forward import simulate
 
     return simulate(cu, Grid(24, 40.0), n=12, seed=3, max_scatterers=6, noise=0.1)
+
+
+@pytest.fixture(scope="session")
+def row_file(tmp_path_factory, cu):
+    """A small row-format file: 10 images, 16 px over 30 Å, up to 5 scatterers, noise 0.2."""
+    import qpiset
+    from qpiset.core import Grid
+    from qpiset.forward import simulate
+
+    path = tmp_path_factory.mktemp("rows") / "d.csv"
+    qpiset.write(path, simulate(cu, Grid(16, 30.0), n=10, seed=2, max_scatterers=5,
+                                noise=0.2))
+    return path

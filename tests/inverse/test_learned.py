@@ -82,14 +82,6 @@ def test_matched_and_wiener_channels_peak_at_the_scatterer():
 # ---------------------------------------------------------------- data pipelines
 
 
-@pytest.fixture(scope="module")
-def row_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ml") / "d.csv"
-    qpiset.write(path, simulate(FriedelKernel(), Grid(16, 30.0), n=10, seed=2,
-                                max_scatterers=5, noise=0.2))
-    return path
-
-
 def test_row_file_dataset_reads_lazily_what_read_reads(row_file, tmp_path):
     ds = qpiset.read(row_file)
     data = RowFileImages(row_file)

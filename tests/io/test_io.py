@@ -73,7 +73,6 @@ def test_pandas_reads_it_like_the_published_data(tmp_path, small_ds):
     assert same_bits(kernel.T, small_ds.kernel)  # [ix, iy] -> [iy, ix]
     images = df.iloc[3:, : r * r].values
     coords = df.iloc[3:, -2 * m:].values
-    x = small_ds.grid.x
     for row in range(small_ds.n_images):
         img = np.reshape(images[row], (r, r))
         # the pixel at (x[ix], y[iy]) is img[ix, iy] in the published convention

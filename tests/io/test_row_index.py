@@ -6,7 +6,6 @@ import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 import pytest
 
 import qpiset

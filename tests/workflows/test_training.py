@@ -9,9 +9,8 @@ from helpers import require_torch
 pytestmark = pytest.mark.torch
 torch = require_torch()
 
-import qpiset  # noqa: E402
 from qpiset.core import Grid  # noqa: E402
-from qpiset.forward import Forward, simulate  # noqa: E402
+from qpiset.forward import Forward  # noqa: E402
 from qpiset.inverse.learned.data import SimulatedStream, positions_of  # noqa: E402
 from qpiset.inverse.learned.detector import DetectorNet, load_detector  # noqa: E402
 from qpiset.inverse.learned.kernel_vae import load_kernel_extractor  # noqa: E402
@@ -22,14 +21,6 @@ from qpiset.workflows.train_kernel import train_kernel_vae  # noqa: E402
 
 TINY = dict(n_kernels=0, width=4, batch_size=4, steps_per_epoch=8, lr=3e-3, val_images=4,
             val_kernels=0, patience=10, grid=Grid(16, 30.0))
-
-
-@pytest.fixture(scope="module")
-def row_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ml") / "d.csv"
-    qpiset.write(path, simulate(FriedelKernel(), Grid(16, 30.0), n=10, seed=2,
-                                max_scatterers=5, noise=0.2))
-    return path
 
 
 @pytest.mark.slow  # 4-5 s, 20-30 s under load

@@ -13,8 +13,6 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
-
 from ..core.checks import as_image_stack
 from .kernel import BlindKernel, LeastSquaresKernel
 from .matched import MatchedFilter

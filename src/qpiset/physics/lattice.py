@@ -35,20 +35,17 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from .base import Kernel
-from .lattice_greens import (LatticePropagator, clean_ldos, delta_site_ldos, fft_size,
-                             greens_function, project_gaussian, t_matrix)
+from .lattice_greens import (ORBITAL_CUTOFF, LatticePropagator, clean_ldos, delta_site_ldos,
+                             fft_size, greens_function, project_gaussian, t_matrix)
 from .tight_binding import TightBinding, _check_positive, _is_real
 
-__all__ = ["LatticeKernel", "ORBITAL_CUTOFF"]
+__all__ = ["LatticeKernel"]
 
-#: Sites farther than this many orbital widths from a point do not contribute to it
-#: (the cut-off of :func:`~.lattice_greens.project_gaussian`).
-ORBITAL_CUTOFF = 5.0
 #: Tolerated relative contribution of the periodic images at ``reach`` (automatic k-grid).
 _WRAP_TOLERANCE = 0.01
 #: Largest Green's function array (N² m² complex entries) the automatic k-grid may use.

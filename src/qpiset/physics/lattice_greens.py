@@ -29,7 +29,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 __all__ = ["greens_function", "t_matrix", "delta_site_ldos", "clean_ldos", "site_positions",
-           "project_gaussian", "fft_size", "even_fast_size", "LatticePropagator"]
+           "project_gaussian", "fft_size", "even_fast_size", "LatticePropagator",
+           "ORBITAL_CUTOFF"]
+
+#: Sites farther than this many orbital widths from a point do not contribute to it
+#: (the cut-off of :func:`project_gaussian` in the lattice models).
+ORBITAL_CUTOFF = 5.0
 
 
 def greens_function(hk: np.ndarray, energy: float, eta: float) -> np.ndarray:

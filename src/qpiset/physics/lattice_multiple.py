@@ -38,8 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lattice import ORBITAL_CUTOFF
-from .lattice_greens import LatticePropagator, project_gaussian
+from .lattice_greens import ORBITAL_CUTOFF, LatticePropagator, project_gaussian
 
 __all__ = ["lattice_propagator", "image_renderer", "lattice_cells",
            "lattice_multiple_scattering_sites", "lattice_multiple_scattering_image",

@@ -40,7 +40,8 @@ import numba
 import numpy as np
 from scipy import special
 
-from .friedel import FriedelKernel
+from .base import Kernel
+
 
 __all__ = [
     "scattering_matrix", "multiple_scattering_ldos", "multiple_scattering_image", "image_renderer",
@@ -66,8 +67,11 @@ _WINDOW_END = 15.0
 
 
 # -- inputs ------------------------------------------------------------------------------
-def _check_kernel(kernel) -> FriedelKernel:
-    if not isinstance(kernel, FriedelKernel):
+def _check_kernel(kernel):
+    """The kernel, if it is a point scatterer in a 2D gas: an isotropic model that declares
+    full multiple scattering (:class:`~.friedel.FriedelKernel`: ``k``,
+    ``scattering_factor``, ``tip_sigma``)."""
+    if not (isinstance(kernel, Kernel) and kernel.isotropic and "full" in kernel.scattering):
         raise TypeError("need a FriedelKernel (s-wave point scatterer), "
                         f"got {type(kernel).__name__}")
     return kernel
@@ -105,7 +109,7 @@ def _site_distances(pos: np.ndarray) -> np.ndarray:
 
 
 # -- the T-matrix --------------------------------------------------------------------------
-def _solve(kernel: FriedelKernel, pos: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _solve(kernel, pos: np.ndarray, s: np.ndarray) -> np.ndarray:
     """The dimensionless T-matrix ``A = (1 - a M)^-1 a``."""
     a = s * (0.5 * kernel.scattering_factor)
     m = np.zeros((len(pos), len(pos)), dtype=complex)
@@ -116,7 +120,7 @@ def _solve(kernel: FriedelKernel, pos: np.ndarray, s: np.ndarray) -> np.ndarray:
     return 0.5 * (amp + amp.T)  # symmetric in exact arithmetic; symmetrise the rounding
 
 
-def scattering_matrix(kernel: FriedelKernel, positions, strengths=None) -> np.ndarray:
+def scattering_matrix(kernel, positions, strengths=None) -> np.ndarray:
     """Dimensionless multi-impurity T-matrix ``A`` (``k x k``, complex, symmetric).
 
     ``A = (1 - a M)^-1 a`` with ``a_i = s_i (exp(2 i delta) - 1) / 2`` and
@@ -134,6 +138,7 @@ def scattering_matrix(kernel: FriedelKernel, positions, strengths=None) -> np.nd
 
     Examples
     --------
+    >>> from qpiset.physics import FriedelKernel
     >>> K = FriedelKernel("Cu(111)", energy=0.0)
     >>> A = scattering_matrix(K, [[0.0, 0.0]])
     >>> complex(A[0, 0]) == 0.5 * K.scattering_factor
@@ -276,7 +281,7 @@ def _blur_local(k: complex, sigma: float, rho: np.ndarray) -> np.ndarray:
 class _ExactTerms:
     """Propagators from scipy's Bessel functions at every point (the reference path)."""
 
-    def __init__(self, kernel: FriedelKernel) -> None:
+    def __init__(self, kernel) -> None:
         self.k, self.sigma = kernel.k, kernel.tip_sigma
 
     def hankel(self, x, y, pos):
@@ -321,12 +326,12 @@ class PropagatorTable:
         """Largest distance (Å) the tables cover."""
         return min(self.step * (len(self.values) - 2), self.blur_step * (len(self.square) - 2))
 
-    def matches(self, kernel: FriedelKernel) -> bool:
+    def matches(self, kernel) -> bool:
         """Whether the table was made for ``kernel``'s wave vector and tip width."""
         return self.k == kernel.k and self.tip_sigma == kernel.tip_sigma
 
 
-def propagator_table(kernel: FriedelKernel, rmax: float, step: float = 0.01) -> PropagatorTable:
+def propagator_table(kernel, rmax: float, step: float = 0.01) -> PropagatorTable:
     """Tabulate the propagators of ``kernel`` on ``[0, rmax]`` Å, for
     :func:`multiple_scattering_image` (make once, reuse for many images).
 
@@ -337,6 +342,7 @@ def propagator_table(kernel: FriedelKernel, rmax: float, step: float = 0.01) -> 
 
     Examples
     --------
+    >>> from qpiset.physics import FriedelKernel
     >>> K = FriedelKernel("Cu(111)", energy=0.0)
     >>> tab = propagator_table(K, 20.0)
     >>> tab.rmax >= 20.0, tab.matches(K)
@@ -478,7 +484,7 @@ def _broadened(terms, pos, amp, x, y, order: int) -> np.ndarray:
     return out
 
 
-def multiple_scattering_ldos(kernel: FriedelKernel, positions, x, y, strengths=None, *,
+def multiple_scattering_ldos(kernel, positions, x, y, strengths=None, *,
                              broaden: bool = False, order: int = 8) -> np.ndarray:
     """LDOS change ``delta rho / rho0`` around ``k`` scatterers, all scattering orders.
 
@@ -533,6 +539,7 @@ def multiple_scattering_ldos(kernel: FriedelKernel, positions, x, y, strengths=N
 
     Examples
     --------
+    >>> from qpiset.physics import FriedelKernel
     >>> K = FriedelKernel("Cu(111)", energy=0.0)
     >>> one = multiple_scattering_ldos(K, [[0.0, 0.0]], [3.0, 7.5], 0.0)
     >>> bool(np.allclose(one, K.bare(np.array([3.0, 7.5])), rtol=0, atol=1e-12))
@@ -558,7 +565,7 @@ def _check_order(order) -> int:
     return int(order)
 
 
-def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=None, *,
+def multiple_scattering_image(kernel, grid, positions, strengths=None, *,
                               broaden: bool = True, order: int = 8,
                               table: PropagatorTable | None = None) -> np.ndarray:
     """Full multiple-scattering image on ``grid``, ``(R, R)`` indexed ``[iy, ix]``.
@@ -598,6 +605,7 @@ def multiple_scattering_image(kernel: FriedelKernel, grid, positions, strengths=
     --------
     >>> from qpiset.core import Grid
     >>> from qpiset.forward import Forward
+    >>> from qpiset.physics import FriedelKernel
     >>> K, g = FriedelKernel("Cu(111)", energy=0.0), Grid(16, 30.0)
     >>> weak = [[-4.0, 1.0], [5.0, -2.0]]
     >>> full = multiple_scattering_image(K, g, weak, strengths=[0.01, 0.01])
@@ -636,7 +644,7 @@ def _evaluate(terms, kernel, pos, s, points, broaden: bool, order: int) -> np.nd
     return _bare(terms, pos, amp, xf, yf).reshape(x.shape)
 
 
-def image_renderer(kernel: FriedelKernel, grid, order: int = 8):
+def image_renderer(kernel, grid, order: int = 8):
     """``f(positions, strengths) -> images (N, R, R)`` with every multiple-scattering path,
     one propagator table for the whole run (scatterers up to half a field outside)."""
     kernel = _check_kernel(kernel)
@@ -669,7 +677,7 @@ def ring_positions(radius: float, n_atoms: int, angle: float = 0.0) -> np.ndarra
     return radius * np.stack([np.cos(phi), np.sin(phi)], axis=1)
 
 
-def point_spectrum(kernel: FriedelKernel, positions, energies, point=(0.0, 0.0),
+def point_spectrum(kernel, positions, energies, point=(0.0, 0.0),
                    strengths=None, *, broaden: bool = False) -> np.ndarray:
     """``delta rho / rho0`` at one point versus energy (a point STS spectrum).
 
@@ -692,6 +700,7 @@ def point_spectrum(kernel: FriedelKernel, positions, energies, point=(0.0, 0.0),
 
     Examples
     --------
+    >>> from qpiset.physics import FriedelKernel
     >>> K = FriedelKernel("Cu(111)", energy=0.0)
     >>> corral = ring_positions(71.3, 48)
     >>> point_spectrum(K, corral, [-0.40, -0.30], strengths=0.5).shape

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 from scipy import ndimage
 
 from .base import NoiseModel, _fmt, _pitch, number
@@ -32,6 +31,7 @@ class TipBlur(NoiseModel):
     Examples
     --------
     >>> from qpiset.core import Grid
+    >>> import numpy as np
     >>> flat = np.full((16, 16), 2.0)
     >>> bool(np.allclose(TipBlur(3.0)(flat, grid=Grid(16, 30.0)), 2.0))
     True
