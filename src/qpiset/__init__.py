@@ -1,13 +1,13 @@
 """qpiset: simulate, store, invert, benchmark and visualise QPI scatterer datasets.
 
-The public contract (DESIGN.md)::
+The public contract (README, "Quickstart")::
 
     ds = qpiset.read("train.csv")     # order="F" (default) | "C" | "auto"
     ds.grid.x, ds.kernel, ds.images, ds.positions, ds.max_scatterers
     qpiset.write("copy.csv", ds)      # layout="padded" (default) | "ragged"
 
 The package is layered, each layer importing only from those below it:
-core < physics < forward < io < inverse < bench < workflows < {viz, cli}
+core < physics < forward < io < inverse < bench < workflows < viz < cli
 (README, "Architecture").
 """
 

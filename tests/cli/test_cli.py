@@ -168,3 +168,41 @@ def test_cli_detect_bench_kernel_with_learned_methods(tmp_path, run):
     assert "NMSE" in run("kernel", path, "--method", "vae", "--out", k).output
     assert np.load(k).shape == (64, 64)
     run("kernel", path, "--method", "direct", "--out", k)
+
+
+def test_refusals_are_one_line_not_tracebacks(tmp_path, run):
+    lattice = tmp_path / "sq.csv"
+    run("generate", lattice, "--n", 2, "--kernel", "lattice", "--set", "structure=square",
+        "--set", "mu=-1", "--set", "reach=60", "--energy", 0.1, "--resolution", 32, "--fov", 40,
+        "--max-scatterers", 3, "--min-scatterers", 0)
+    for method in ("sparse", "matched"):  # the physics model is anisotropic: refused
+        res = run("detect", lattice, "--physics", "--method", method, "--out",
+                  tmp_path / "p.json", code=1)
+        assert "isotropic kernels only" in res.output and "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1
+    res = run("bench", lattice, "--physics", "--methods", "sparse", "--out", tmp_path / "b.json",
+              code=1)
+    assert "isotropic kernels only" in res.output and "Traceback" not in res.output
+    fig = tmp_path / "c.png"  # contributions of an anisotropic model: rendered, any count
+    run("show", lattice, "--index", 0, "--contributions", "--out", fig)
+    empty = tmp_path / "none.csv"  # images without scatterers: lsq has nothing to fit
+    g = qpiset.Grid(16, 20.0)
+    qpiset.write(empty, qpiset.Dataset(g, np.zeros((16, 16)), np.zeros((2, 16, 16)),
+                                       [np.zeros((0, 2))] * 2, 1))
+    res = run("kernel", empty, "--method", "lsq", "--out", tmp_path / "k.npy", code=1)
+    assert "needs scatterers" in res.output and not (tmp_path / "k.npy").exists()
+    res = run("generate-family", tmp_path / "fam", "--kernels", 1, "--n", 1, "--models",
+              "bogus", code=2)
+    assert "no sampler for ['bogus']" in res.output
+
+
+def test_former_names_on_the_command_line(tmp_path, run):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    res = run("generate", a, "--n", 2, "--resolution", 16, "--set", "gamma=0.01")
+    assert "'gamma' of FriedelKernel is now called 'eta'" in res.output
+    run("generate", b, "--n", 2, "--resolution", 16, "--eta", 0.01)
+    assert a.read_bytes() == b.read_bytes()
+    c = tmp_path / "c.csv"  # --eta applies to every model with a broadening
+    run("generate", c, "--n", 1, "--resolution", 16, "--fov", 20, "--kernel", "lattice",
+        "--set", "reach=30", "--eta", 0.05, "--energy", 0.1, "--set", "mu=-1")
+    assert qpiset.read(c).meta["kernel"]["eta"] == 0.05

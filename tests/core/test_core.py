@@ -87,3 +87,10 @@ def test_format_error_reads_as_a_location():
     assert str(FormatError("a.csv", 5, 7, "bad")) == "a.csv:5:7: bad"
     assert str(FormatError("a.csv", 5, None, "bad")) == "a.csv:5: bad"
     assert isinstance(FormatError("a", None, None, "x"), ValueError)
+
+
+def test_recipe_noise_is_a_model_or_its_record():
+    with pytest.raises(ValueError, match="as_noise"):
+        Recipe(noise=0.1)
+    with pytest.raises(ValueError, match="as_noise"):
+        Recipe(noise="white:0.1")

@@ -62,3 +62,19 @@ def test_scatterers_outside_the_field_still_contribute(cu, op):
 def test_bad_render_arguments(op):
     with pytest.raises(ValueError):
         op.render([[np.nan, 0.0]])
+
+
+def test_terms_and_least_squares_for_any_kernel():
+    from qpiset.physics import LatticeKernel
+
+    lattice = LatticeKernel("square", energy=0.1, mu=-1.0, reach=30.0)
+    op = Forward(lattice, Grid(16, 20.0))
+    assert op.terms(np.zeros((0, 2))).shape == (0, 256)
+    fit = op.least_squares(np.full((16, 16), 0.5), np.zeros((0, 2)))
+    assert fit.strengths.shape == (0,) and fit.background == pytest.approx(0.5)
+    pos = [[0.0, 0.0], [5.0, -2.5]]
+    image = op.render(pos, [2.0, 0.5]) + 0.1
+    fit = op.least_squares(image, pos)
+    assert np.allclose(fit.strengths, [2.0, 0.5], atol=1e-6) and fit.background == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="isotropic kernels only"):
+        op.image(pos, [1.0, 1.0])

@@ -72,3 +72,17 @@ def test_strengths_drawn_in_range_and_recorded(cu):
 def test_bad_arguments(cu):
     with pytest.raises(ValueError):
         simulate(cu, GRID, n=5, min_scatterers=5, max_scatterers=2)
+
+
+def test_simulate_takes_a_recipe_a_number_or_fields():
+    from qpiset.core import Recipe
+    from qpiset.physics import FriedelKernel
+
+    k, g = FriedelKernel(), Grid(16, 20.0)
+    a = simulate(k, g, Recipe(n=3, seed=2, max_scatterers=4))
+    b = simulate(k, g, 3, seed=2, max_scatterers=4)  # the former positional n
+    c = simulate(k, g, n=3, seed=2, max_scatterers=4, noise=0)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.images, c.images)
+    assert a.meta == b.meta == c.meta
+    with pytest.raises(TypeError, match="Recipe"):
+        simulate(k, g, "3")

@@ -105,3 +105,25 @@ def test_matched_filter_on_isolated_scatterers(cu):
     found = MatchedFilter().detect(img[None], op).positions[0]
     s = score_detections(pos, found)
     assert s.tp == 3 and s.rmse < 0.6
+
+
+def test_a_refused_operator_leaves_the_detector_usable():
+    from qpiset.physics import LatticeKernel
+
+    grid = Grid(32, 50.0)
+    good = Forward(FriedelKernel(), grid)
+    bad = Forward(LatticeKernel("square", energy=0.1, mu=-1.0, reach=60.0), grid)
+    image = good.render([[-8.3, 2.1], [6.6, -4.0]])[None]
+    for det in (SparseDeconvolution(), MatchedFilter()):
+        first = det.detect(image, good).positions[0]
+        with pytest.raises(ValueError, match="isotropic kernels only"):
+            det.detect(image, bad)
+        again = det.detect(image, good).positions[0]
+        assert np.array_equal(first, again), type(det).__name__
+
+
+def test_the_matched_filter_sets_up_on_an_empty_batch():
+    op = Forward(FriedelKernel(), Grid(32, 50.0))
+    det = MatchedFilter()
+    assert len(det.detect(np.empty((0, 32, 32)), op)) == 0
+    assert det._bound is not None and det._bound[0] is op  # the benchmark's untimed warm-up

@@ -193,3 +193,23 @@ def test_works_after_pickling_and_in_other_processes(files, kind, small_ds):
     for i, (image, positions) in zip(order + order[::-1], got + backwards):
         assert same_bits(image, small_ds.images[i]), i
         assert same_bits(positions, small_ds.positions[i]), i
+
+
+def test_threads_share_one_index(small_ds, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "t.csv"
+    qpiset.write(path, small_ds)
+    rows = RowIndex(path)
+    n = small_ds.n_images
+
+    def same(i):
+        image, positions = rows.item(i)
+        return same_bits(image, small_ds.images[i]) and same_bits(positions, small_ds.positions[i])
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(same, list(range(n)) * 40))
+    assert all(results), f"{results.count(False)} of {len(results)} reads wrong"
+    with RowIndex(path) as closing:
+        assert len(closing) == n
+    assert closing._handle is None

@@ -56,3 +56,21 @@ def test_convert_streams_between_rows_and_store_exactly(tmp_path, data):
     assert qpiset.io.convert(csv, store) == 300
     assert qpiset.io.convert(store, again) == 300
     assert csv.read_bytes() == again.read_bytes()
+
+
+def test_a_store_begun_under_former_parameter_names_resumes(tmp_path):
+    from qpiset.forward import Forward
+    from qpiset.io.store import create_store
+
+    g, k = Grid(8, 10.0), FriedelKernel(eta=0.01)
+    row = Forward(k, g).kernel_row
+    meta = {"kernel": k.params(), "seed": 1}
+    old = {"kernel": {("gamma" if key == "eta" else key): v for key, v in k.params().items()},
+           "seed": 1}
+    create_store(tmp_path / "s.zarr", g, row, 10, 3, old)  # as an older version recorded it
+    create_store(tmp_path / "s.zarr", g, row, 10, 3, meta)  # the same run: resumes
+    with pytest.raises(qpiset.io.FormatError, match="other parameters"):
+        create_store(tmp_path / "s.zarr", g, row, 10, 3, {**meta, "seed": 2})
+    other = {"kernel": FriedelKernel(eta=0.02).params(), "seed": 1}
+    with pytest.raises(qpiset.io.FormatError, match="other parameters"):
+        create_store(tmp_path / "s.zarr", g, row, 10, 3, other)

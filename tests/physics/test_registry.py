@@ -212,3 +212,14 @@ def test_square_max_velocity_is_the_largest_band_gradient(t, t_prime, a):
     if t_prime == 0:
         assert square_max_velocity(t, t_prime, a) == pytest.approx(2 * math.sqrt(2) * t * a,
                                                                    rel=1e-12)
+
+
+def test_former_attribute_names_still_read():
+    k = FriedelKernel(eta=0.01)
+    with pytest.warns(FutureWarning, match="FriedelKernel.gamma is now called eta"):
+        assert k.gamma == 0.01
+    lat = LatticeKernel("square", t_prime=-0.2, reach=10.0)
+    with pytest.warns(FutureWarning, match="tp is now called t_prime"):
+        assert lat.tp == -0.2
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        k.nonsense

@@ -182,3 +182,10 @@ def test_cli_show_and_report(tmp_path, small, run):
     run("report", data, "--out", tmp_path / "r.html", "--results", results)
     page = (tmp_path / "r.html").read_text()
     assert "Example detections" in page and page.count('class="fig"') >= 6
+
+
+def test_report_on_a_file_without_images(tmp_path, run):
+    path = tmp_path / "empty.csv"
+    run("generate", path, "--n", 0, "--resolution", 16)
+    run("report", path, "--out", tmp_path / "r.html")
+    assert "no images" in (tmp_path / "r.html").read_text()

@@ -9,15 +9,17 @@ re-synthesise each image from the detections (:func:`reconstruct`).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ..inverse import DETECTORS, file_operator, make_detector
 from ..inverse.refine import refine
+from ..io import atomic_output, write_json
 from .metrics import DetectionScore, aggregate, nmse, psnr, score_detections
 
 __all__ = ["BANDS", "band_name", "reconstruct", "oracle_positions", "REFERENCES",
-           "summarize_records", "run_benchmark", "markdown_table"]
+           "summarize_records", "run_benchmark", "markdown_table", "save_results"]
 
 
 #: Scatterer-count bands of the report.
@@ -165,3 +167,13 @@ def markdown_table(results: dict) -> str:
                 f"| {s['f1']:.3f} | {s['rmse']:.3f} | {s['count_error_mean']:+.2f} "
                 f"| {s['nmse']:.2e} | {s['psnr']:.1f} | {s['seconds_median']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def save_results(path, results: dict) -> Path:
+    """Write benchmark ``results`` to ``path`` (JSON) and the Markdown table beside it
+    (same name, ``.md``), both atomically; returns the table's path."""
+    write_json(path, results)
+    md = Path(path).with_suffix(".md")
+    with atomic_output(md, compress=False) as f:
+        f.write(markdown_table(results).encode())
+    return md

@@ -27,7 +27,9 @@ def echo_err(message: str) -> None:
 
 
 def guarded(fn):
-    """Bad input becomes one line on stderr and exit 1, never a traceback."""
+    """Bad input becomes one line on stderr and exit 1, never a traceback: a malformed file
+    (``FormatError``: path, line, column), a file system error, or what the library refuses
+    to do with valid files (``ValueError``, e.g. an anisotropic model for a detector)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -38,6 +40,8 @@ def guarded(fn):
         except OSError as exc:
             where = exc.filename or ""
             fail(f"{where}: {exc.strerror or exc}" if where else str(exc))
+        except ValueError as exc:
+            fail(f"error: {exc}")
 
     return wrapper
 

@@ -19,8 +19,8 @@ NOISE_HELP = ("Noise and instrument, applied in order: a number F (white noise, 
               "setpoint:c.")
 
 #: The flags of the friedel model (the other models take --set KEY=VALUE).
-FRIEDEL_FLAGS = ("material", "mass", "band_bottom", "phase_shift", "scatterer_radius", "eta",
-                 "gamma", "decay_length", "tip_sigma")
+FRIEDEL_FLAGS = ("material", "mass", "band_bottom", "phase_shift", "scatterer_radius",
+                 "decay_length", "tip_sigma")
 
 
 def _renamed_flag(new: str):
@@ -74,7 +74,8 @@ def _renamed_flag(new: str):
               help="Scatterer size (Å) that cuts off the on-site Green's function "
                    "(with --potential).")
 @click.option("--eta", type=float, default=None,
-              help="Quasiparticle broadening (eV), finite lifetime [default: 0].")
+              help="Broadening (eV): E -> E + i eta, a finite quasiparticle lifetime (every "
+                   "model that has one) [default: the model's].")
 @click.option("--gamma", type=float, default=None, hidden=True, callback=_renamed_flag("eta"),
               help="The former name of --eta.")
 @click.option("--decay-length", type=float, default=None,
@@ -122,11 +123,13 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     params = _settings(settings)
     if eta is not None and gamma is not None:
         raise click.UsageError("give --eta (the new name of --gamma), not both")
+    eta = gamma if eta is None else eta
+    if eta is not None:
+        params.setdefault("eta", eta)
     if model == "friedel":
         named = dict(material=None if material.lower() == "none" else material, energy=energy,
                      mass=mass, band_bottom=band_bottom, phase_shift=phase_shift,
                      potential=potential, scatterer_radius=scatterer_radius,
-                     eta=(eta if eta is not None else gamma if gamma is not None else 0.0),
                      decay_length=decay_length, tip_sigma=tip_sigma)
         params = {**named, **params}
     else:
@@ -252,7 +255,8 @@ def kernels_cmd(as_json):
     for name, entry in info["models"].items():
         click.echo(f"{name}: {entry['summary']}")
         for pname, default in entry["parameters"].items():
-            click.echo(f"    {pname} = {default!r}")
+            click.echo(f"    {pname} (required)" if pname in entry["required"]
+                       else f"    {pname} = {default!r}")
         for old, new in entry["renamed"].items():
             click.echo(f"    ({old}: the former name of {new})")
     click.echo("presets (friedel --material):")

@@ -121,9 +121,9 @@ def _prediction_name(path, taken) -> str:
 @guarded
 def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order):
     """Run detectors on every image of PATH and score them against the file's positions."""
-    from ..bench import REFERENCES, markdown_table, run_benchmark
+    from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
     from ..inverse import DETECTORS, make_detector
-    from ..io import atomic_output, read, read_predictions, write_json
+    from ..io import read, read_predictions
 
     ds = read(path, order=order)
     names = [m.strip() for m in methods.split(",") if m.strip()]
@@ -148,10 +148,6 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, or
         results = run_benchmark(ds, names, tol=tol, kernel=kernel, predictions=predictions,
                                 limit=limit, on_image=bar.update, weights=weights)
     results["config"]["path"] = str(path)
-    write_json(out, results)
-    table = markdown_table(results)
-    md = Path(out).with_suffix(".md")
-    with atomic_output(md, compress=False) as f:
-        f.write(table.encode())
-    click.echo(table, nl=False)
+    md = save_results(out, results)
+    click.echo(markdown_table(results), nl=False)
     click.echo(f"{out}: results; {md}: table")

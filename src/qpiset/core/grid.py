@@ -1,6 +1,6 @@
 """The pixel grid: coordinates of the pixel centres in Å.
 
-Conventions (DESIGN.md): pixel centres ``x = linspace(-fov/2, fov/2, resolution)``,
+Conventions (README, "The row format"): pixel centres ``x = linspace(-fov/2, fov/2, resolution)``,
 the same for ``y``; the pitch is ``fov / (resolution - 1)``; an image in memory is
 ``img[iy, ix]`` (row = y, column = x).
 """

@@ -29,9 +29,10 @@ class Recipe:
         coordinate slots in the file.
     strength : float or (lo, hi)
         Fixed strength, or drawn uniformly from ``[lo, hi)`` per scatterer.
-    noise : noise model, dict, float or str, optional
-        A noise model of :mod:`qpiset.forward.noise`, its recorded parameters, a white-noise
-        fraction or a ``--noise`` spec; ``None`` for none.
+    noise : noise model or dict, optional
+        A noise model of :mod:`qpiset.forward.noise` or its recorded parameters; ``None``
+        for none (:func:`qpiset.forward.as_noise` makes a model of a number or a
+        ``--noise`` spec, and ``qpiset.simulate(..., noise=0.1)`` does so itself).
     scattering : str
         ``"born"`` (superposition of single-scatterer kernels) or ``"full"`` (every
         multiple-scattering path), see :mod:`qpiset.forward.scattering`.
@@ -74,6 +75,12 @@ class Recipe:
             strength = float(strength)
             if not math.isfinite(strength):
                 raise ValueError(f"strength must be finite, got {strength!r}")
+        noise = self.noise  # a model is anything with params() (core does not import forward)
+        if not (noise is None or isinstance(noise, dict)
+                or callable(getattr(noise, "params", None))):
+            raise ValueError(f"noise must be a noise model (qpiset.forward.noise), its recorded "
+                             f"parameters or None, got {noise!r}; qpiset.forward.as_noise makes "
+                             "a model of a number or a --noise spec")
         if not isinstance(self.scattering, str):
             raise ValueError(f"scattering must be a name, got {self.scattering!r}")
         for name, value in (("n", n), ("seed", self.seed), ("min_scatterers", lo),

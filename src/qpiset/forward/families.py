@@ -41,8 +41,8 @@ def sample_family(n_kernels: int, seed: int = 0, models=None,
     3
     """
     able = samplers()
-    models = [m for m in (models or able) if m in KERNELS]
-    unknown = [m for m in (models or []) if m not in able]
+    models = list(models or able)
+    unknown = [m for m in models if m not in able]
     if unknown or not models:
         raise ValueError(f"no sampler for {unknown or models}; samplers: {', '.join(able)}")
     out: list[dict[str, Any]] = []

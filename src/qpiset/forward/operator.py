@@ -173,13 +173,17 @@ class Forward:
         return self._row
 
     # -- the fitting model ---------------------------------------------------------------
+    def require_isotropic(self) -> None:
+        """``ValueError`` unless the kernel is isotropic (the fitting model's condition)."""
+        if not self.kernel.isotropic:
+            raise ValueError(f"the detectors model isotropic kernels only; "
+                             f"{self.kernel.name!r} is anisotropic (use the file's kernel "
+                             "row, which they treat as isotropic, or an isotropic model)")
+
     def _tables(self):
         """``(RadialTable, step, table, dtable)`` of the fitting model (made once)."""
         if self._fit is None:
-            if not self.kernel.isotropic:
-                raise ValueError(f"the detectors model isotropic kernels only; "
-                                 f"{self.kernel.name!r} is anisotropic (use the file's kernel "
-                                 "row, which they treat as isotropic, or an isotropic model)")
+            self.require_isotropic()
             reach = self._reach or np.sqrt(2.0) * 1.5 * self.grid.fov + 1.0
             table = self.kernel.radial_table(reach)
             values = np.ascontiguousarray(table.values, dtype=np.float64)
@@ -251,6 +255,8 @@ class Forward:
             return J[:, 2::3].T  # d/ds_i = K(r - r_i)
         if self.box != (0, self.grid.resolution, 0, self.grid.resolution):
             raise ValueError("windows of an anisotropic kernel's model are not supported")
+        if len(pos) == 0:
+            return np.zeros((0, self.npix))
         return self.render_batch([p[None] for p in pos]).reshape(len(pos), -1)
 
     def least_squares(self, image: np.ndarray, positions) -> StrengthFit:

@@ -22,9 +22,15 @@ from .seeding import BLOCK, block_generators, draw_scatterers
 __all__ = ["simulate", "simulate_blocks", "as_recipe"]
 
 
-def as_recipe(recipe: Recipe | None = None, **fields) -> Recipe:
-    """``recipe`` (default :class:`Recipe()`) with ``fields`` changed; a ``noise`` given as
-    a number or a spec becomes a model (:func:`~.noise.as_noise`)."""
+def as_recipe(recipe: Recipe | int | None = None, **fields) -> Recipe:
+    """``recipe`` (default :class:`Recipe()`; a number is the number of images) with
+    ``fields`` changed; a ``noise`` given as a number or a spec becomes a model
+    (:func:`~.noise.as_noise`)."""
+    if isinstance(recipe, (int, np.integer)) and not isinstance(recipe, bool):
+        fields.setdefault("n", int(recipe))
+        recipe = None
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise TypeError(f"expected a Recipe (or the number of images), got {recipe!r}")
     if "noise" in fields and not isinstance(fields["noise"], dict):
         fields["noise"] = as_noise(fields["noise"])
     return (recipe or Recipe()).replace(**fields) if fields else (recipe or Recipe())
@@ -72,8 +78,9 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
         Single-scatterer model (e.g. ``FriedelKernel("Cu(111)", energy=0.0)``).
     grid : Grid, optional
         Default ``Grid(64, 100.0)``.
-    recipe : Recipe, optional
-        What to draw (default ``Recipe()``: 1000 images, seed 0, 1-100 scatterers).
+    recipe : Recipe or int, optional
+        What to draw (default ``Recipe()``: 1000 images, seed 0, 1-100 scatterers); a
+        number is the number of images.
     threads : int, optional
         Threads for rendering; the result does not depend on it.
     **fields

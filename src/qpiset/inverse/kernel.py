@@ -219,6 +219,8 @@ class LeastSquaresKernel:
     def estimate(self, images, grid: Grid, positions=None) -> SplineKernel:
         if positions is None:
             raise ValueError("method 'lsq' needs the scatterer positions")
+        if not any(len(np.asarray(p).reshape(-1, 2)) for p in positions):
+            raise ValueError("method 'lsq' needs scatterers: these images have none")
         return kernel_from_positions(images, positions, grid, smooth=self.smooth)
 
 

@@ -67,7 +67,9 @@ class MatchedFilter:
     def _bind(self, op: Forward):
         """The correlation operator of ``op``'s windowed kernel (made once per operator)."""
         if self._bound is None or self._bound[0] is not op:
-            template = Forward(_Windowed(op.kernel, self.window), op.grid)
+            op.require_isotropic()
+            template = Forward(_Windowed(op.kernel, self.window), op.grid,
+                               backend=op.backend.name)
             corr = CandidateGrid(template, oversample=1, margin=0)
             self._bound = (op, corr, corr.column_norm())
         return self._bound[1:]
@@ -75,6 +77,7 @@ class MatchedFilter:
     def detect(self, images, op: Forward) -> Detections:
         """Positions (Å) and implied strengths ``c / ||K||²`` in each image."""
         stack, _ = as_image_stack(images, op.grid.resolution)
+        self._bind(op)
         found = [self._one(img, op) for img in stack]
         return Detections([p for p, _ in found], [s for _, s in found])
 

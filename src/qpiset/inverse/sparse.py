@@ -102,10 +102,10 @@ class SparseDeconvolution:
         (made once per operator)."""
         if op is self._op:
             return
-        self.model = op
-        self.grid_op = CandidateGrid(op, self.oversample, self.margin)
-        self.cand_x, self.cand_y = self.grid_op.positions()
-        self.cand_norm = self.grid_op.column_norm()
+        grid_op = CandidateGrid(op, self.oversample, self.margin)  # refuses what it cannot fit
+        self.model, self.grid_op = op, grid_op
+        self.cand_x, self.cand_y = grid_op.positions()
+        self.cand_norm = grid_op.column_norm()
         self._op = op
 
     def detect(self, images, op) -> Detections:
@@ -116,11 +116,10 @@ class SparseDeconvolution:
         return Detections([p for p, _ in found], [s for _, s in found])
 
     # -- stage 1 and 2 -----------------------------------------------------------------
-    def seeds(self, image: np.ndarray, op=None) -> tuple[np.ndarray, np.ndarray]:
-        """FISTA activations -> local maxima (3x3 on the fine grid) -> weighted centroids
-        (for the operator ``op``, default the last one)."""
-        if op is not None:
-            self._bind(op)
+    def seeds(self, image: np.ndarray, op) -> tuple[np.ndarray, np.ndarray]:
+        """FISTA activations -> local maxima (3x3 on the fine grid) -> weighted centroids,
+        for the forward operator ``op``."""
+        self._bind(op)
         y = image - np.median(image)
         corr = self.grid_op.adjoint(y)
         lam = max(self.lam_fraction * float(corr.max()),
@@ -158,7 +157,7 @@ class SparseDeconvolution:
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(image, dtype=float)
         flat = y.ravel()
-        pos, s = self.seeds(y) if self.seeder is None else self.seeder(y, self.model)
+        pos, s = self.seeds(y, self.model) if self.seeder is None else self.seeder(y, self.model)
         fit = refine(self.model, flat, pos, s, float(np.median(y)), rtol=1e-5, xtol=0.01,
                      max_iter=10)
         refused: list[np.ndarray] = []  # splits refused: (x, y, s, local rss, spread)

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..core.errors import FormatError
-from .atomic import atomic_output
+from .records import write_json
 
 __all__ = ["file_format", "sidecar_path", "read_sidecar", "write_sidecar", "SIDECAR_FORMAT",
            "PRIVATE_META"]
@@ -74,7 +74,6 @@ def write_sidecar(path, meta: dict | None, n_images: int) -> None:
     if meta:
         record = {"format": SIDECAR_FORMAT, "data_bytes": os.path.getsize(path),
                   "n_images": n_images, "meta": meta}
-        with atomic_output(side, compress=False) as f:
-            f.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        write_json(side, record, indent=2, sort_keys=True)
     elif side.exists():
         side.unlink()  # a sidecar from an earlier file of that name would be stale

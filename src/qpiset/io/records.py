@@ -33,10 +33,10 @@ def load_json(path):
         raise FormatError(path, None, None, "not JSON: not UTF-8 text") from None
 
 
-def write_json(path, record, indent: int = 1) -> None:
+def write_json(path, record, indent: int = 1, sort_keys: bool = False) -> None:
     """Write ``record`` as JSON (one trailing newline), atomically."""
     with atomic_output(path, compress=False) as f:
-        f.write((json.dumps(record, indent=indent) + "\n").encode())
+        f.write((json.dumps(record, indent=indent, sort_keys=sort_keys) + "\n").encode())
 
 
 def predictions_record(method: str, positions, confidence=None) -> dict:

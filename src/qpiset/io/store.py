@@ -69,8 +69,7 @@ def create_store(path, grid: Grid, kernel: np.ndarray, n: int, max_scatterers: i
              "meta": meta or {}}
     if resume and os.path.exists(path):
         group = open_store(path)
-        old = dict(group.attrs)
-        if old != _jsonable(attrs):
+        if not _same_run(dict(group.attrs), _jsonable(attrs)):
             raise FormatError(path, None, None, "exists with other parameters; delete it or "
                                                 "write elsewhere (it would be resumed otherwise)")
         return group
@@ -101,6 +100,28 @@ def create_store(path, grid: Grid, kernel: np.ndarray, n: int, max_scatterers: i
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         zarr.consolidate_metadata(path)
     return zarr.open_group(path, mode="r+")
+
+
+def _same_run(old: dict, new: dict) -> bool:
+    """Whether a store's attributes describe the run ``new`` describes: equal, or equal but
+    for kernel parameters recorded under their former names (a store begun by an older
+    version resumes)."""
+    if old == new:
+        return True
+    old_kernel = (old.get("meta") or {}).get("kernel")
+    new_kernel = (new.get("meta") or {}).get("kernel")
+    if not (isinstance(old_kernel, dict) and isinstance(new_kernel, dict)):
+        return False
+    strip = [{**a, "meta": {k: v for k, v in a["meta"].items() if k != "kernel"}}
+             for a in (old, new)]
+    if strip[0] != strip[1]:
+        return False
+    from ..physics import kernel_from_record
+
+    try:
+        return kernel_from_record(old_kernel).params() == new_kernel
+    except (TypeError, ValueError):
+        return False
 
 
 def _jsonable(value):

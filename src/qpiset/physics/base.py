@@ -17,11 +17,14 @@ parameters for kernel families (:meth:`Kernel.family_parameters`).
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+
+from .renames import renamed_parameters
 
 __all__ = ["Kernel", "RadialKernel", "RadialTable", "GridTable", "gaussian_blur_radial"]
 
@@ -91,9 +94,16 @@ class Kernel(ABC):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("renamed"):
-            from .renames import renamed_parameters
-
             cls.__init__ = renamed_parameters(**cls.renamed)(cls.__init__)
+
+    def __getattr__(self, name: str):
+        """The former name of an attribute (``renamed``) still reads, with a warning."""
+        new = type(self).renamed.get(name)
+        if new is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        warnings.warn(f"{type(self).__name__}.{name} is now called {new}; the old name will be "
+                      "removed", FutureWarning, stacklevel=2)
+        return getattr(self, new)
 
     @abstractmethod
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -84,11 +84,13 @@ def describe_kernels() -> dict[str, Any]:
     models = {}
     for name, cls in KERNELS.items():
         sig = inspect.signature(cls.__init__)
+        given = [p for p in list(sig.parameters.values())[1:]
+                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         params = {p.name: (None if p.default is inspect.Parameter.empty else p.default)
-                  for p in list(sig.parameters.values())[1:]
-                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+                  for p in given}
         doc = inspect.getdoc(cls) or ""
         models[name] = {"summary": doc.splitlines()[0] if doc else "", "parameters": params,
+                        "required": [p.name for p in given if p.default is inspect.Parameter.empty],
                         "renamed": dict(cls.renamed),
                         "scattering": list(cls.scattering)}
     materials = {m.name: {"mass": m.mass, "band_bottom": m.band_bottom}

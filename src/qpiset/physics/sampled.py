@@ -54,8 +54,9 @@ def fit_friedel_tail(r: np.ndarray, v: np.ndarray, qmax: float):
 
 
 class SampledKernel(RadialKernel):
-    """Continuous isotropic kernel built from samples ``K(r_i) = values_i`` (e.g. a kernel
-    image sampled on a grid, :meth:`from_image`).
+    """An isotropic kernel known from samples K(r_i), continued by Friedel asymptotics.
+
+    The samples are e.g. a kernel image on a grid (:meth:`from_image`).
 
     Parameters
     ----------

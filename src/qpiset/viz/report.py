@@ -102,9 +102,10 @@ def _summary(ds, label: str) -> str:
         ["scatterers per image", f"min {counts.min() if len(counts) else 0}, "
                                  f"mean {counts.mean() if len(counts) else 0:.1f}, "
                                  f"max {counts.max() if len(counts) else 0}"],
-        ["pixel values", f"mean {vals.mean():.4g}, std {vals.std():.4g}, min {vals.min():.4g}, "
-                         f"max {vals.max():.4g}; percentiles 1/50/99: "
-                         + ", ".join(f"{v:.4g}" for v in np.percentile(vals, [1, 50, 99]))],
+        ["pixel values", "no images" if not vals.size else
+         f"mean {vals.mean():.4g}, std {vals.std():.4g}, min {vals.min():.4g}, "
+         f"max {vals.max():.4g}; percentiles 1/50/99: "
+         + ", ".join(f"{v:.4g}" for v in np.percentile(vals, [1, 50, 99]))],
     ]
     kernel = ds.meta.get("kernel") or {}
     if kernel:

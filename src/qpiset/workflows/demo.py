@@ -4,11 +4,10 @@ write the HTML report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
-from ..bench import markdown_table, run_benchmark
+from ..bench import markdown_table, run_benchmark, save_results
 from ..core.grid import Grid
 from ..core.recipe import Recipe
 from ..inverse import DETECTORS, learned_available
@@ -63,12 +62,8 @@ def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
                 results = run_benchmark(ds, methods, limit=k, on_image=bar.update)
         else:
             results = run_benchmark(ds, methods, limit=k)
-        table = markdown_table(results)
-        with atomic_output(out / "bench.json", compress=False) as f:
-            f.write(json.dumps(results, indent=1).encode())
-        with atomic_output(out / "bench.md", compress=False) as f:
-            f.write(table.encode())
-        echo(table)
+        save_results(out / "bench.json", results)
+        echo(markdown_table(results))
     if report is not None:
         echo(f"[5/{steps}] report -> {out / 'report.html'}")
         page = report(ds, label=path.name, results=results, kernel_model=kernel)

@@ -81,7 +81,7 @@ def generate_store(path, kernel, grid: Grid, recipe: Recipe, *, workers: int | N
     made = 0
     if not todo:
         return 0
-    if not workers or (workers == 1 and not scheduler):
+    if not scheduler and (workers or 1) <= 1:  # in this process
         for b in todo:
             k = _write_block_task(str(path), *args, b, kernel)
             made += k

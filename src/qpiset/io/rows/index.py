@@ -1,10 +1,11 @@
 """Random access to a row-format file: one pass over the line offsets, then any image row
 read, parsed and checked on its own (bounded memory; safe in DataLoader worker processes,
-which each open the file themselves)."""
+which each open the file themselves, and in threads, which share one handle under a lock)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ class RowIndex:
         self.kernel = images_from_rows(self.header.kernel_pixels[None], R, order)[0]
         self._memory: bytes | None = None
         self._handle: tuple[int, Any] | None = None
+        self._lock = threading.Lock()
         with open(self.path, "rb") as f:
             if f.read(2) == GZIP_MAGIC:
                 src = RowSource(self.path)
@@ -69,12 +71,13 @@ class RowIndex:
     def _bytes(self, start: int, stop: int) -> bytes:
         if self._memory is not None:
             return self._memory[start:stop]
-        pid = os.getpid()
-        if self._handle is None or self._handle[0] != pid:
-            self._handle = (pid, open(self.path, "rb"))
-        f = self._handle[1]
-        f.seek(start)
-        return f.read(stop - start)
+        with self._lock:  # one handle per process, one seek-and-read at a time
+            pid = os.getpid()
+            if self._handle is None or self._handle[0] != pid:
+                self._handle = (pid, open(self.path, "rb"))
+            f = self._handle[1]
+            f.seek(start)
+            return f.read(stop - start)
 
     def _scan(self) -> np.ndarray:
         """Byte offsets of the image lines (line 4 on) and of the end."""
@@ -125,9 +128,10 @@ class RowIndex:
 
     def close(self) -> None:
         """Close this process's file handle (a later read opens it again)."""
-        if self._handle is not None:
-            self._handle[1].close()
-            self._handle = None
+        with self._lock:
+            if self._handle is not None:
+                self._handle[1].close()
+                self._handle = None
 
     def __enter__(self) -> "RowIndex":
         return self
@@ -142,4 +146,9 @@ class RowIndex:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_handle"] = None  # each process opens its own
+        state["_lock"] = None
         return state
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
