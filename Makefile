@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/qpiset demo --out demo
+	$(BIN)/qpiset demo --out demo --overwrite
 
 # everything: the layers contract (import-linter), then every test tier
 test: $(STAMP)

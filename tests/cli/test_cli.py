@@ -167,7 +167,8 @@ def test_cli_detect_bench_kernel_with_learned_methods(tmp_path, run):
     k = tmp_path / "k.npy"
     assert "NMSE" in run("kernel", path, "--method", "vae", "--out", k).output
     assert np.load(k).shape == (64, 64)
-    run("kernel", path, "--method", "direct", "--out", k)
+    run("kernel", path, "--method", "direct", "--out", k, code=1)  # exists: not replaced
+    run("kernel", path, "--method", "direct", "--out", k, "--overwrite")
 
 
 def test_refusals_are_one_line_not_tracebacks(tmp_path, run):

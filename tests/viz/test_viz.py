@@ -170,7 +170,7 @@ def test_cli_show_and_report(tmp_path, small, run):
     assert out.read_bytes().startswith(b"\x89PNG")
     run("show", data, "--index", 2, "--out", tmp_path / "c.svg", "--contributions")
     assert (tmp_path / "c.svg").stat().st_size > 10_000
-    res = run("show", data, "--index", 9, "--out", out, code=2)
+    res = run("show", data, "--index", 9, "--out", out, "--overwrite", code=2)
     assert "3 images" in res.output
     run("show", data, "--out", tmp_path / "fig.bmp", code=2)
     bad = tmp_path / "bad.json"
@@ -180,6 +180,8 @@ def test_cli_show_and_report(tmp_path, small, run):
     results = tmp_path / "res.json"
     run("bench", data, "--methods", "matched", "--out", results)
     run("report", data, "--out", tmp_path / "r.html", "--results", results)
+    res = run("report", data, "--out", tmp_path / "r.html", code=1)  # exists: not replaced
+    assert "give --overwrite" in res.output
     page = (tmp_path / "r.html").read_text()
     assert "Example detections" in page and page.count('class="fig"') >= 6
 

@@ -110,8 +110,8 @@ def test_cli_train_and_bad_input(tmp_path, run, row_file):
     run("detect", row_file, "--method", "unet", "--weights", ckpt, "--out", preds)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"garbage")
-    err = run("detect", row_file, "--method", "unet", "--weights", junk, "--out", preds,
-              code=1).output
+    err = run("detect", row_file, "--method", "unet", "--weights", junk, "--out",
+              tmp_path / "q.json", code=1).output
     assert "junk.pt: not a qpiset checkpoint" in err
     lines = row_file.read_text().splitlines()
     lines[4] = lines[4].replace(",", ",x", 1)

@@ -13,7 +13,8 @@ import click
 from ..core.errors import FormatError
 
 __all__ = ["fail", "guarded", "progress", "steps_bar", "RegistryChoice", "ORDER", "WEIGHTS",
-           "PHYSICS", "strength_option", "noise_spec", "recorded_model", "echo_err"]
+           "PHYSICS", "OVERWRITE", "strength_option", "noise_spec", "recorded_model",
+           "echo_err", "outputs"]
 
 
 def fail(message: str) -> None:
@@ -110,6 +111,25 @@ def noise_spec(ctx, param, spec: str):
         return as_noise(spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--noise")
+
+
+OVERWRITE = click.option("--overwrite", is_flag=True,
+                         help="Replace outputs that exist (refused otherwise).")
+
+
+def outputs(*paths, overwrite: bool = False) -> None:
+    """Check, before any work, that every output can be written: its folder exists and is
+    writable, and it does not exist unless ``overwrite`` (a FormatError naming it: exit 1).
+    No two outputs may be one path."""
+    from ..io import check_output
+
+    seen = set()
+    for path in paths:
+        key = os.path.abspath(os.fspath(path))
+        if key in seen:
+            raise FormatError(path, None, None, "two outputs would be written to this one path")
+        seen.add(key)
+        check_output(path, overwrite=overwrite)
 
 
 ORDER = click.option("--order", type=click.Choice(["F", "C", "auto"], case_sensitive=False),

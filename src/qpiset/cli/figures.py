@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import ORDER, guarded, recorded_model
+from .common import ORDER, OVERWRITE, guarded, outputs, recorded_model
 
 __all__ = ["show", "report"]
 
@@ -24,8 +24,9 @@ __all__ = ["show", "report"]
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
               show_default=True, help="Matching tolerance (Å) for --predictions.")
 @ORDER
+@OVERWRITE
 @guarded
-def show(path, index, out, predictions, contributions, tol, order):
+def show(path, index, out, predictions, contributions, tol, order, overwrite):
     """Draw image INDEX of PATH: overlays, kernel, radial profile and q-space (Å, 1/Å).
 
     When the file records its physics model (sidecar or .npz), the profile shows it and
@@ -37,6 +38,7 @@ def show(path, index, out, predictions, contributions, tol, order):
     if fmt not in FORMATS:
         raise click.BadParameter(f"{out}: the suffix must be one of "
                                  f"{', '.join('.' + f for f in FORMATS)}", param_hint="--out")
+    outputs(out, overwrite=overwrite)
     ds = read(path, order=order)
     if index >= ds.n_images:
         raise click.BadParameter(f"{path} has {ds.n_images} images (0..{ds.n_images - 1})",
@@ -61,12 +63,14 @@ def show(path, index, out, predictions, contributions, tol, order):
 @click.option("--gallery", type=click.IntRange(min=0), default=8, show_default=True,
               help="Images in the gallery.")
 @ORDER
+@OVERWRITE
 @guarded
-def report(path, out, results, gallery, order):
+def report(path, out, results, gallery, order, overwrite):
     """One self-contained HTML page: summary, kernel, gallery, q-space, benchmark."""
     from ..io import atomic_output, read, read_results
     from ..viz import build_report
 
+    outputs(out, overwrite=overwrite)
     ds = read(path, order=order)
     res = None if results is None else read_results(results)
     page = build_report(ds, label=str(path), results=res, gallery=gallery,

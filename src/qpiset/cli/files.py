@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
-from .common import ORDER, guarded
+from .common import ORDER, OVERWRITE, guarded, outputs
 
 __all__ = ["validate", "info", "convert"]
 
@@ -65,11 +66,17 @@ def info(path, as_json, order):
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True)
 @ORDER
+@OVERWRITE
 @guarded
-def convert(src, dst, layout, order):
+def convert(src, dst, layout, order, overwrite):
     """Convert between the row format (.csv, .csv.gz), .npz and a .zarr store; row-format
     and store output are streamed."""
+    import shutil
+
     from ..io import convert as run
 
+    outputs(dst, overwrite=overwrite)
+    if overwrite and dst.rstrip("/").endswith(".zarr") and os.path.isdir(dst):
+        shutil.rmtree(dst)
     n = run(src, dst, layout=layout, order=order)
     click.echo(f"{dst}: wrote {n} images from {src}")

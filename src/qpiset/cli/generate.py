@@ -9,7 +9,8 @@ import warnings
 import click
 
 from ..core.errors import FormatError
-from .common import RegistryChoice, guarded, noise_spec, progress, strength_option
+from .common import (OVERWRITE, RegistryChoice, guarded, noise_spec, outputs, progress,
+                     strength_option)
 
 __all__ = ["generate", "generate_family", "kernels_cmd"]
 
@@ -96,11 +97,12 @@ def _renamed_flag(new: str):
               help="Use an existing dask scheduler (tcp://host:port) for the blocks.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True, help="Row-format lines 1-2: padded to full width or short.")
+@OVERWRITE
 @guarded
 def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, settings,
              kernel_file, kernel_fov, material, energy, mass, band_bottom, phase_shift,
              potential, scatterer_radius, eta, gamma, decay_length, tip_sigma, strength, noise,
-             scattering, workers, scheduler, layout):
+             scattering, workers, scheduler, layout, overwrite):
     """Simulate a dataset and write it to OUT (.csv, .csv.gz, .npz or .zarr by suffix).
 
     A .zarr store is made in blocks (on a dask cluster with --workers W or --scheduler)
@@ -110,6 +112,9 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     Cu(111) at the Fermi level. The 400 Å / 20-scatterer variant:
     --fov 400 --max-scatterers 20.
     """
+    import os
+    import shutil
+
     from ..core.grid import Grid
     from ..core.recipe import Recipe
     from ..forward import check_scattering
@@ -160,10 +165,16 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
         check_scattering(kernel, scattering)
     except ValueError as exc:
         raise click.UsageError(f"--scattering {scattering}: {exc}")
+    zarr = out.rstrip("/").endswith(".zarr")
+    if zarr and os.path.isdir(out) and not overwrite:
+        pass  # an existing store resumes when it holds the same run (refused otherwise)
+    else:
+        outputs(out, overwrite=overwrite)
+        if zarr and os.path.isdir(out):
+            shutil.rmtree(out)
     recipe = Recipe(n=n, seed=seed, min_scatterers=min_scatterers,
                     max_scatterers=max_scatterers, strength=strength, noise=noise,
                     scattering=scattering)
-    zarr = out.endswith(".zarr")
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, recipe, threads=None if zarr else workers,
                       layout=layout, on_block=bar.update, workers=workers if zarr else None,
@@ -217,10 +228,14 @@ def _settings(items) -> dict:
               default=".csv", show_default=True)
 @click.option("--noise", default="0", show_default=True, callback=noise_spec,
               help="Noise and instrument spec, as for generate.")
+@OVERWRITE
 @guarded
 def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
-                    max_scatterers, models, test_fraction, suffix, noise):
+                    max_scatterers, models, test_fraction, suffix, noise, overwrite):
     """Write OUTDIR/kernel_000.csv ... (one file per kernel) and OUTDIR/index.json."""
+    import os
+
+    from ..core.errors import FormatError
     from ..core.grid import Grid
     from ..core.recipe import Recipe
     from ..workflows import generate_family as run
@@ -228,6 +243,12 @@ def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
+    if os.path.isdir(outdir):
+        if os.listdir(outdir) and not overwrite:
+            raise FormatError(outdir, None, None, "is not empty; give --overwrite to write "
+                                                  "the family into it anyway")
+    else:
+        outputs(outdir, overwrite=overwrite)
     names = None if models is None else [m.strip() for m in models.split(",") if m.strip()]
     try:
         grid = Grid(resolution, fov)

@@ -8,8 +8,8 @@ import click
 import numpy as np
 
 from ..core.errors import FormatError
-from .common import (ORDER, PHYSICS, WEIGHTS, RegistryChoice, fail, guarded, progress,
-                     recorded_model)
+from .common import (ORDER, OVERWRITE, PHYSICS, WEIGHTS, RegistryChoice, fail, guarded,
+                     outputs, progress, recorded_model)
 
 __all__ = ["detect", "kernel_cmd", "bench"]
 
@@ -35,12 +35,14 @@ def _operator(ds, physics: bool):
 @WEIGHTS
 @PHYSICS
 @ORDER
+@OVERWRITE
 @guarded
-def detect(path, method, out, limit, weights, physics, order):
+def detect(path, method, out, limit, weights, physics, order, overwrite):
     """Find the scatterers in every image of PATH (positions in Å, one list per image row)."""
     from ..inverse import Detections, make_detector
     from ..io import predictions_record, read, write_json
 
+    outputs(out, overwrite=overwrite)
     ds = read(path, order=order)
     op = _operator(ds, physics)
     try:
@@ -72,13 +74,15 @@ def detect(path, method, out, limit, weights, physics, order):
               help="How many images to use.")
 @WEIGHTS
 @ORDER
+@OVERWRITE
 @guarded
-def kernel_cmd(path, method, out, n_images, weights, order):
+def kernel_cmd(path, method, out, n_images, weights, order, overwrite):
     """Estimate the single-scatterer kernel from the images; compare with the kernel row."""
     from ..bench import kernel_nmse
     from ..inverse import make_kernel_estimator
     from ..io import atomic_output, read
 
+    outputs(out, overwrite=overwrite)
     ds = read(path, order=order)
     n = min(n_images, ds.n_images)
     if n == 0:
@@ -111,20 +115,27 @@ def _prediction_name(path, taken) -> str:
 @click.option("--predictions", "prediction_files", multiple=True, type=click.Path(),
               help="Someone's predictions JSON to score the same way (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Results JSON; a Markdown table is written beside it (.md).")
+              help="Results JSON; the Markdown table is written beside it, the same name "
+                   "ending in .md.")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1.5,
               show_default=True, help="Matching tolerance (Å).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
 @WEIGHTS
 @PHYSICS
 @ORDER
+@OVERWRITE
 @guarded
-def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order):
+def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order,
+          overwrite):
     """Run detectors on every image of PATH and score them against the file's positions."""
     from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
     from ..inverse import DETECTORS, make_detector
     from ..io import read, read_predictions
 
+    if Path(out).suffix.lower() == ".md":
+        raise click.BadParameter(f"{out}: the results are JSON and the table is written "
+                                 "beside them as .md; name the JSON file", param_hint="--out")
+    outputs(out, Path(out).with_suffix(".md"), overwrite=overwrite)
     ds = read(path, order=order)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names:

@@ -39,5 +39,32 @@ for _command in (generate, generate_family, kernels_cmd, validate, info, convert
     cli.add_command(_command)
 
 
+class Interrupted(BaseException):
+    """A signal that ends the command (SIGINT, SIGTERM, SIGHUP). It unwinds like
+    KeyboardInterrupt, so every writer removes its temporary file on the way out, and
+    :func:`main` exits with the conventional status 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
-    cli(prog_name="qpiset")
+    """The console script: the command group, with the signals that end it turned into a
+    clean exit (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) and nothing left behind."""
+    import signal
+    import sys
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
+    try:
+        cli(prog_name="qpiset")
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        click.echo(f"qpiset: interrupted by {name}; partial outputs removed", err=True)
+        sys.exit(128 + exc.signum)

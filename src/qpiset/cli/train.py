@@ -7,7 +7,7 @@ import math
 
 import click
 
-from .common import echo_err, fail, guarded, steps_bar
+from .common import OVERWRITE, echo_err, fail, guarded, outputs, steps_bar
 
 __all__ = ["train"]
 
@@ -68,15 +68,17 @@ def _range(ctx, param, value: str):
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out (same settings).")
 @click.option("--order", type=click.Choice(["F", "C"]), default="F", show_default=True,
               help="Pixel order of a row-format --data file.")
+@OVERWRITE
 @guarded
 def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, default_weight,
                        order, width, batch_size,
                        steps_per_epoch, epochs, lr, patience, max_minutes, val_images,
-                       val_kernels, seed, resume):
+                       val_kernels, seed, resume, overwrite):
     """Train the kernel-conditioned detector (qpiset detect --method unet --weights OUT)."""
     _need_torch()
     if data is not None and simulate_:
         raise click.UsageError("give --data or --simulate, not both")
+    outputs(out, overwrite=overwrite or resume)  # --resume continues the checkpoint at --out
     from ..workflows.train_detector import train_detector
 
     try:
@@ -118,11 +120,14 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes building the kernel bank (the result does not depend on it).")
+@OVERWRITE
 @guarded
 def train_kernel_vae_cmd(out, n_kernels, n_test, images_per_kernel, vae_steps, observer_steps,
-                         align_weight, batch_size, latent, width, noise, seed, workers):
+                         align_weight, batch_size, latent, width, noise, seed, workers,
+                         overwrite):
     """Train the kernel extractor (two-step latent alignment, and the one-step baseline)."""
     _need_torch()
+    outputs(out, overwrite=overwrite)
     from ..workflows.train_kernel import train_kernel_vae
 
     try:

@@ -8,7 +8,7 @@ are the row format (:mod:`.rows`); ``.npz`` is the binary container (:mod:`.npz`
 """
 
 from ..core.errors import FormatError
-from .atomic import atomic_output
+from .atomic import atomic_output, check_output
 from .convert import convert
 from .formats import file_format, read_sidecar, sidecar_path, write_sidecar
 from .order import detect_order
@@ -22,6 +22,7 @@ from .writing import write, write_store, write_stream
 __all__ = [
     "FormatError", "read", "write", "stream", "validate", "summarize", "Summary",
     "detect_order", "sidecar_path", "read_sidecar", "write_sidecar", "file_format", "convert",
-    "write_stream", "write_store", "atomic_output", "RowIndex", "load_json", "write_json",
-    "predictions_record", "read_predictions", "read_results", "read_family_index",
+    "write_stream", "write_store", "atomic_output", "check_output", "RowIndex", "load_json",
+    "write_json", "predictions_record", "read_predictions", "read_results",
+    "read_family_index",
 ]

@@ -15,7 +15,10 @@ from ..io import atomic_output, read, summarize
 from ..physics import FriedelKernel
 from .generate import generate_file
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "DEMO_FILES"]
+
+#: What the demo writes into its folder.
+DEMO_FILES = ("qpi.csv", "qpi.csv.json", "bench.json", "bench.md", "report.html")
 
 
 def run_demo(out: Path, n: int = 1000, seed: int = 0, echo=print, progress=None,
