@@ -94,3 +94,33 @@ def test_recipe_noise_is_a_model_or_its_record():
         Recipe(noise=0.1)
     with pytest.raises(ValueError, match="as_noise"):
         Recipe(noise="white:0.1")
+
+
+def test_dataset_indexing_like_a_sequence():
+    from qpiset.core import Sample
+
+    g = Grid(4, 3.0)
+    images = np.arange(3 * 16, dtype=float).reshape(3, 4, 4)
+    ds = Dataset(g, np.eye(4), images, [np.zeros((0, 2)), np.ones((1, 2)), np.full((2, 2), 2.0)],
+                 3, strengths=[np.zeros(0), np.ones(1), np.ones(2)])
+    last = ds[-1]
+    assert isinstance(last, Sample) and np.array_equal(last.image, images[2])
+    assert last.positions.shape == (2, 2) and last.strengths.shape == (2,)
+    part = ds[1:]
+    assert isinstance(part, Dataset) and len(part) == 2 and part.counts.tolist() == [1, 2]
+    assert [s.positions.shape[0] for s in ds] == [0, 1, 2]
+    with pytest.raises(IndexError, match="the dataset has 3 images"):
+        ds[3]
+    with pytest.raises(TypeError):
+        ds[1.5]
+
+
+def test_plot_takes_negative_indices():
+    from qpiset.forward import simulate
+    from qpiset.physics import FriedelKernel
+
+    ds = simulate(FriedelKernel(), Grid(16, 20.0), n=3, seed=1, max_scatterers=3)
+    fig = ds.plot(-1)
+    assert "image 2" in fig.axes[0].get_title()
+    with pytest.raises(IndexError, match="out of range"):
+        ds.plot(3)

@@ -28,3 +28,15 @@ def test_blind_kernel_recovers_the_friedel_pattern(cu):
     ds = simulate(cu, small, n=2, seed=24, min_scatterers=10, max_scatterers=10)
     est, positions = blind_kernel(ds.images, small, iterations=2, phases=4)
     assert kernel_nmse(est.sample(small), ds.kernel) < 0.1
+
+
+def test_estimators_report_their_steps():
+    from qpiset.inverse import make_kernel_estimator
+
+    grid = Grid(24, 40.0)
+    ds = simulate(FriedelKernel(), grid, n=2, seed=4, min_scatterers=2, max_scatterers=3)
+    for name, options in (("lsq", {}), ("blind", {"iterations": 1, "phases": 1})):
+        est = make_kernel_estimator(name, **options)
+        done = []
+        est.estimate(ds.images, grid, ds.positions, on_step=done.append)
+        assert sum(done) == est.steps(2), name

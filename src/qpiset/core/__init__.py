@@ -2,11 +2,11 @@
 error type for bad files. Everything else builds on these; they need numpy only."""
 
 from .checks import as_image_stack, as_positions
-from .dataset import SENTINEL, Dataset, pad_rows
+from .dataset import SENTINEL, Dataset, Sample, image_index, pad_rows
 from .errors import FormatError
 from .grid import Grid
 from .recipe import Recipe
 from .version import __version__
 
-__all__ = ["Grid", "Dataset", "SENTINEL", "pad_rows", "FormatError", "Recipe",
+__all__ = ["Grid", "Dataset", "Sample", "image_index", "SENTINEL", "pad_rows", "FormatError", "Recipe",
            "as_image_stack", "as_positions", "__version__"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .grid import Grid
 
-__all__ = ["Dataset", "SENTINEL", "pad_rows"]
+__all__ = ["Dataset", "Sample", "SENTINEL", "pad_rows", "image_index"]
 
 #: Coordinate value marking an unused scatterer slot (both x and y).
 SENTINEL = 1000.0
@@ -34,6 +34,31 @@ def pad_rows(rows, width: int, fill: float = SENTINEL, tail: tuple[int, ...] = (
             raise ValueError(f"row {i} has {len(row)} entries, more than the {width} slots")
         out[i, : len(row)] = row
     return out
+
+
+def image_index(index, n: int) -> int:
+    """``index`` as an image number in ``0..n-1`` (negative counts from the end), or an
+    ``IndexError`` saying how many images there are.
+
+    Examples
+    --------
+    >>> image_index(-1, 5)
+    4
+    """
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"image index must be an integer, got {index!r}")
+    if not -n <= index < n:
+        raise IndexError(f"image index {index} out of range: the dataset has {n} images"
+                         + (f" (0..{n - 1}, or -{n}..-1 from the end)" if n else ""))
+    return int(index) % n
+
+
+class Sample(NamedTuple):
+    """One image of a :class:`Dataset` with its scatterers (``ds[i]``)."""
+
+    image: np.ndarray  # (R, R) [iy, ix]
+    positions: np.ndarray  # (k, 2) Å
+    strengths: np.ndarray | None  # (k,) when known
 
 
 @dataclass
@@ -63,6 +88,8 @@ class Dataset:
     >>> ds = Dataset(g, np.zeros((4, 4)), np.zeros((2, 4, 4)), [np.zeros((0, 2)), np.ones((1, 2))], 3)
     >>> ds.counts.tolist()
     [0, 1]
+    >>> ds[-1].positions.tolist(), len(ds[0:1])
+    ([[1.0, 1.0]], 1)
     """
 
     grid: Grid
@@ -107,12 +134,47 @@ class Dataset:
         """Positions as ``(N, max_scatterers, 2)`` with :data:`SENTINEL` in unused slots."""
         return pad_rows(self.positions, self.max_scatterers)
 
+    def __getitem__(self, index):
+        """``ds[i]``: image ``i`` (negative counts from the end) as a :class:`Sample`;
+        ``ds[a:b]``: those images as a Dataset."""
+        if isinstance(index, slice):
+            take = range(*index.indices(self.n_images))
+            return Dataset(self.grid, self.kernel, self.images[index],
+                           [self.positions[i] for i in take], self.max_scatterers,
+                           None if self.strengths is None else
+                           [self.strengths[i] for i in take], dict(self.meta))
+        i = image_index(index, self.n_images)
+        return Sample(self.images[i], self.positions[i],
+                      None if self.strengths is None else self.strengths[i])
+
+    def __iter__(self):
+        return (self[i] for i in range(self.n_images))
+
     def plot(self, index: int = 0, *, predictions=None, tol: float = 1.5,
              contributions: bool = False, kernel_model=None):
-        """The figure ``qpiset show`` draws for image ``index`` (a matplotlib Figure, shown
-        inline by notebooks): overlays, kernel, radial profile and q-space, or with
-        ``contributions=True`` each scatterer's term (see :mod:`qpiset.viz`)."""
+        """The figure ``qpiset show`` draws for image ``index``.
+
+        Parameters
+        ----------
+        index : int
+            The image (negative counts from the end).
+        predictions : (k, 2) array, optional
+            Detected positions (Å): found, missed and extra scatterers are marked.
+        tol : float
+            Matching tolerance (Å) for ``predictions``.
+        contributions : bool
+            Draw each scatterer's term, their sum and what is left instead.
+        kernel_model : Kernel, optional
+            The physics model, when known (the profile's line, the ``2 k_F`` ring).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Shown inline by notebooks; ``fig.savefig(path)`` writes it (:mod:`qpiset.viz`).
+        """
         from ..viz import figure_contributions, figure_show  # the one door upward (as xarray.plot)
+
+        index = image_index(index, self.n_images)
 
         if contributions:
             return figure_contributions(self, index, kernel_model=kernel_model)

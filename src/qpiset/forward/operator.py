@@ -78,8 +78,17 @@ class Forward:
 
     def __init__(self, kernel, grid: Grid, *, row=None, backend: str = "numba",
                  reach: float | None = None) -> None:
+        from ..physics import Kernel
         from .backends import get_backend  # the compiled loops load when first needed
 
+        if not isinstance(kernel, Kernel):
+            hint = (" (for a kernel image use qpiset.physics.ImageKernel(image=..., fov=...), "
+                    "or qpiset.inverse.file_operator(row, grid) for a file's kernel row)"
+                    if isinstance(kernel, np.ndarray) else "")
+            raise TypeError(f"kernel must be a kernel model (qpiset.physics), got "
+                            f"{type(kernel).__name__}{hint}")
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a qpiset.Grid, got {type(grid).__name__}")
         self.kernel = kernel
         self.grid = grid
         self.backend = get_backend(backend)

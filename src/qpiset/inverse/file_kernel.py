@@ -25,13 +25,38 @@ __all__ = ["file_kernel", "file_operator", "ANISOTROPY_WARNING"]
 ANISOTROPY_WARNING = 0.02
 
 
+def _check_row(kernel_image, grid: Grid) -> np.ndarray:
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a qpiset.Grid, got {type(grid).__name__}")
+    if not isinstance(kernel_image, (np.ndarray, list, tuple)):
+        raise TypeError(f"the kernel row must be an image (R, R), got "
+                        f"{type(kernel_image).__name__}")
+    row = np.asarray(kernel_image, dtype=float)
+    if row.shape != grid.shape:
+        raise ValueError(f"the kernel row has shape {row.shape}, the grid {grid.shape}")
+    if not np.all(np.isfinite(row)) or not np.ptp(row) > 0:
+        raise ValueError("the kernel row must be finite and not constant")
+    return row
+
+
 def file_kernel(kernel_image: np.ndarray, grid: Grid) -> SampledKernel:
     """The continuous kernel model made from a file's kernel row (see module docs).
 
-    It is isotropic; a kernel row whose values spread around its rings by more than
-    :data:`ANISOTROPY_WARNING` of the peak gets a warning (the detectors will misfit it).
+    Parameters
+    ----------
+    kernel_image : (R, R) array
+        The kernel row as an image ``[iy, ix]``, one scatterer at (0, 0).
+    grid : Grid
+        Its grid.
+
+    Returns
+    -------
+    SampledKernel
+        Isotropic; a kernel row whose values spread around its rings by more than
+        :data:`ANISOTROPY_WARNING` of the peak gets a warning (the detectors will misfit
+        it).
     """
-    kernel = SampledKernel.from_image(kernel_image, grid)
+    kernel = SampledKernel.from_image(_check_row(kernel_image, grid), grid)
     if kernel.anisotropy > ANISOTROPY_WARNING:
         warnings.warn(f"the kernel row is anisotropic (spread {kernel.anisotropy:.2g} of its "
                       "peak around rings); the detectors model it as isotropic",
@@ -55,4 +80,5 @@ def file_operator(kernel_image: np.ndarray, grid: Grid, kernel=None) -> Forward:
     """
     if kernel is not None:
         return Forward(kernel, grid)
-    return Forward(file_kernel(kernel_image, grid), grid, row=kernel_image)
+    row = _check_row(kernel_image, grid)
+    return Forward(file_kernel(row, grid), grid, row=row)

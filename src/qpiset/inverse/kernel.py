@@ -22,8 +22,8 @@ from scipy.interpolate import BSpline
 from ..core.grid import Grid
 from ..physics import RadialKernel
 
-__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "ring_wavevector",
-           "LeastSquaresKernel", "BlindKernel"]
+__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "blind_steps",
+           "ring_wavevector", "LeastSquaresKernel", "BlindKernel"]
 
 
 def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 8.0) -> np.ndarray:
@@ -169,8 +169,15 @@ def ring_wavevector(images: Sequence[np.ndarray], grid: Grid, pad: int = 4) -> f
     return float(j * dq)
 
 
+def blind_steps(n_images: int, iterations: int = 3, phases: int = 6) -> int:
+    """How many steps :func:`blind_kernel` reports to ``on_step``: one per trial kernel
+    (``9 phases``) and one per image and round of detection."""
+    return 9 * phases + iterations * n_images
+
+
 def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
-                 phases: int = 6, tip_sigma: float = 1.0, detector_options: dict | None = None):
+                 phases: int = 6, tip_sigma: float = 1.0, detector_options: dict | None = None,
+                 on_step=None):
     """Blind kernel estimation by alternating sparse detection and kernel least squares.
 
     Start (physics prior, not the truth): the images' power spectrum has its ring at
@@ -178,10 +185,12 @@ def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
     trial kernels with ``k`` within ±20 % of that estimate (9 values), a Gaussian tip of ``tip_sigma`` and ``phases`` phase
     shifts are tried on the first image and the one whose sparse seeds, refined, explain
     it best (smallest residual) is kept. Then ``iterations`` rounds of: detect in every image,
-    least-squares kernel from those positions.
+    least-squares kernel from those positions. ``on_step(1)`` is called after each trial
+    and each image's detection (:func:`blind_steps` of them: a progress bar).
 
     Returns ``(SplineKernel, positions)``; the kernel is determined up to scale and sign.
     """
+    step = on_step or (lambda k: None)
     from ..forward import Forward
     from ..physics import HBAR2_OVER_2ME, FriedelKernel
     from .refine import refine
@@ -200,13 +209,17 @@ def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
         pos, s = SparseDeconvolution(**(detector_options or {})).seeds(images[0], model)
         fit = refine(model, images[0].ravel(), pos, s, float(np.median(images[0])), max_iter=5)
         trials.append((fit.rss, guess))
+        step(1)
     kernel: RadialKernel = min(trials, key=lambda t: t[0])[1]
     positions: list[np.ndarray] = []
     for _ in range(iterations):
-        found = SparseDeconvolution(**(detector_options or {})).detect(
-            np.asarray(images), Forward(kernel, grid))
-        positions = found.positions
-        kernel = kernel_from_positions(images, positions, grid, found.strengths)
+        detector, op = SparseDeconvolution(**(detector_options or {})), Forward(kernel, grid)
+        found = []
+        for img in images:
+            found.append(detector.detect(img[None], op))
+            step(1)
+        positions = [f.positions[0] for f in found]
+        kernel = kernel_from_positions(images, positions, grid, [f.strengths[0] for f in found])
     return kernel, positions
 
 
@@ -216,12 +229,18 @@ class LeastSquaresKernel:
 
     smooth: float = 1e-6
 
-    def estimate(self, images, grid: Grid, positions=None) -> SplineKernel:
+    def steps(self, n_images: int) -> int:
+        return 1
+
+    def estimate(self, images, grid: Grid, positions=None, on_step=None) -> SplineKernel:
         if positions is None:
             raise ValueError("method 'lsq' needs the scatterer positions")
         if not any(len(np.asarray(p).reshape(-1, 2)) for p in positions):
             raise ValueError("method 'lsq' needs scatterers: these images have none")
-        return kernel_from_positions(images, positions, grid, smooth=self.smooth)
+        kernel = kernel_from_positions(images, positions, grid, smooth=self.smooth)
+        if on_step:
+            on_step(1)
+        return kernel
 
 
 @dataclass
@@ -232,5 +251,9 @@ class BlindKernel:
     phases: int = 6
     tip_sigma: float = 1.0
 
-    def estimate(self, images, grid: Grid, positions=None) -> SplineKernel:
-        return blind_kernel(images, grid, self.iterations, self.phases, self.tip_sigma)[0]
+    def steps(self, n_images: int) -> int:
+        return blind_steps(n_images, self.iterations, self.phases)
+
+    def estimate(self, images, grid: Grid, positions=None, on_step=None) -> SplineKernel:
+        return blind_kernel(images, grid, self.iterations, self.phases, self.tip_sigma,
+                            on_step=on_step)[0]

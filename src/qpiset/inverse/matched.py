@@ -25,7 +25,7 @@ from ..core.checks import as_image_stack
 from ..forward import Forward
 from ..physics import RadialKernel
 from .grid_ops import CandidateGrid
-from .protocols import Detections
+from .protocols import Detections, check_operator
 
 __all__ = ["MatchedFilter"]
 
@@ -76,7 +76,7 @@ class MatchedFilter:
 
     def detect(self, images, op: Forward) -> Detections:
         """Positions (Å) and implied strengths ``c / ||K||²`` in each image."""
-        stack, _ = as_image_stack(images, op.grid.resolution)
+        stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
         self._bind(op)
         found = [self._one(img, op) for img in stack]
         return Detections([p for p, _ in found], [s for _, s in found])

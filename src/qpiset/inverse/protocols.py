@@ -5,8 +5,10 @@
   (:class:`~qpiset.forward.Forward`; ``op.kernel_row`` is the file's kernel row). It
   must accept an empty batch (the benchmark warms a detector up with one, so that
   setting up for ``op`` is not timed as the first image).
-- A :class:`KernelEstimator` finds the kernel: ``estimate(images, grid, positions=None) ->
-  Kernel``; ``kernel.sample(grid)`` is then the estimated kernel row.
+- A :class:`KernelEstimator` finds the kernel: ``estimate(images, grid, positions=None,
+  on_step=None) -> Kernel``; ``kernel.sample(grid)`` is then the estimated kernel row.
+  ``steps(n_images)`` says how many times ``estimate`` calls ``on_step(1)`` (a progress
+  bar's total).
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Detections", "Detector", "KernelEstimator"]
+__all__ = ["Detections", "Detector", "KernelEstimator", "check_operator"]
+
+
+def check_operator(op):
+    """``op`` if it is a forward operator, else a ``TypeError`` saying how to make one."""
+    from ..forward import Forward
+
+    if not isinstance(op, Forward):
+        raise TypeError(f"op must be a forward operator (qpiset.forward.Forward(kernel, grid), "
+                        f"or qpiset.inverse.file_operator(kernel_row, grid) for a file), got "
+                        f"{type(op).__name__}")
+    return op
 
 
 @dataclass
@@ -87,6 +100,9 @@ class Detector(Protocol):
 class KernelEstimator(Protocol):
     """Estimates the single-scatterer kernel from images (module docstring)."""
 
-    def estimate(self, images: np.ndarray, grid, positions=None):
+    def steps(self, n_images: int) -> int:
+        """How many steps :meth:`estimate` reports for ``n_images`` images."""
+
+    def estimate(self, images: np.ndarray, grid, positions=None, on_step=None):
         """A kernel model of ``images`` ``(n, R, R)`` on ``grid`` (``positions``: the
-        scatterers, when known and the method uses them)."""
+        scatterers, when known and the method uses them); ``on_step(k)`` after each step."""

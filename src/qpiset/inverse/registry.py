@@ -13,10 +13,12 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from ..core.checks import as_image_stack
 from .kernel import BlindKernel, LeastSquaresKernel
 from .matched import MatchedFilter
-from .protocols import Detections, Detector, KernelEstimator
+from .protocols import Detections, Detector, KernelEstimator, check_operator
 from .sparse import SparseDeconvolution
 
 __all__ = ["DETECTORS", "KERNEL_ESTIMATORS", "Method", "register_detector",
@@ -84,9 +86,30 @@ def make_kernel_estimator(name: str, weights=None, **options) -> KernelEstimator
     return _make(KERNEL_ESTIMATORS, "kernel method", name, weights, options)
 
 
-def detect(images, op, method: str = "sparse", **options) -> Detections:
+def detect(images, op, method: str = "sparse", weights=None, **options) -> Detections:
     """Scatterers in one image ``(R, R)`` or a batch ``(n, R, R)`` (a batch of one for a
-    single image) with the forward operator ``op``.
+    single image) with the forward operator ``op``, as ``qpiset detect`` finds them.
+
+    Parameters
+    ----------
+    images : array_like
+        One image ``(R, R)`` or a batch ``(n, R, R)``, indexed ``[iy, ix]``.
+    op : Forward
+        The forward operator of the images' kernel and grid (``file_operator(row, grid)``
+        for a file's kernel row).
+    method : str
+        A name of :data:`DETECTORS`: ``"matched"``, ``"sparse"``, and with the extra ``ml``
+        ``"unet"``, ``"hybrid"``.
+    weights : path, optional
+        Checkpoint of a learned method (default: the shipped weights).
+    **options
+        Options of the detector (e.g. ``threshold=`` for ``matched``).
+
+    Returns
+    -------
+    Detections
+        ``.positions`` (one ``(k, 2)`` array per image, Å), and ``.strengths`` or
+        ``.confidence`` where the method gives them.
 
     Examples
     --------
@@ -100,14 +123,40 @@ def detect(images, op, method: str = "sparse", **options) -> Detections:
     >>> len(found.positions[0])
     3
     """
-    stack, _ = as_image_stack(images, op.grid.resolution)
-    return make_detector(method, **options).detect(stack, op)
+    stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
+    return make_detector(method, weights=weights, **options).detect(stack, op)
 
 
-def estimate_kernel(images, grid, method: str = "lsq", positions=None, **options):
-    """The kernel of images with the estimator ``method`` (``lsq`` needs ``positions``)."""
-    stack, _ = as_image_stack(images, grid.resolution)
-    return make_kernel_estimator(method, **options).estimate(stack, grid, positions)
+def estimate_kernel(images, grid, method: str = "lsq", positions=None, on_step=None,
+                    **options):
+    """The kernel of one image ``(R, R)`` or a batch ``(n, R, R)`` on ``grid`` with the
+    estimator ``method`` (:data:`KERNEL_ESTIMATORS`; ``lsq`` needs ``positions``).
+
+    Parameters
+    ----------
+    images : array_like
+        One image or a batch, indexed ``[iy, ix]``.
+    grid : Grid
+        Their grid.
+    method : str
+        ``"lsq"``, ``"blind"``, or with the extra ``ml`` ``"vae"`` and ``"direct"``.
+    positions : sequence of (k, 2) arrays, optional
+        The scatterers of each image (Å), for ``lsq``.
+    on_step : callable, optional
+        Called with 1 after each step (``make_kernel_estimator(method).steps(n)`` of them).
+    **options
+        Options of the estimator (e.g. ``iterations=`` for ``blind``, ``weights=``).
+
+    Returns
+    -------
+    Kernel
+        The estimated model; ``kernel.sample(grid)`` is its kernel row.
+    """
+    stack, single = as_image_stack(images, grid.resolution)
+    if single and positions is not None and len(positions) and np.ndim(positions[0]) == 1:
+        positions = [positions]  # the positions of the one image
+    return make_kernel_estimator(method, **options).estimate(stack, grid, positions,
+                                                             on_step=on_step)
 
 
 def _unet(weights=None, **options):

@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core.checks import as_image_stack
 from .grid_ops import CandidateGrid, fista_nonneg_l1
-from .protocols import Detections
+from .protocols import Detections, check_operator
 from .refine import Fit, refine, standard_errors
 
 __all__ = ["SparseDeconvolution", "pixel_noise"]
@@ -110,7 +110,7 @@ class SparseDeconvolution:
 
     def detect(self, images, op) -> Detections:
         """Positions (Å) and strengths of the scatterers in each image ``(n, R, R)``."""
-        stack, _ = as_image_stack(images, op.grid.resolution)
+        stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
         self._bind(op)
         found = [self._detect_one(img) for img in stack]
         return Detections([p for p, _ in found], [s for _, s in found])

@@ -28,7 +28,7 @@ from torch import nn
 
 from ...core.checks import as_image_stack
 from ...core.grid import Grid
-from ..protocols import Detections
+from ..protocols import Detections, check_operator
 from ..sparse import SparseDeconvolution
 from . import WEIGHTS
 from .nets import KernelEncoder, conv_block, load_checkpoint, save_checkpoint
@@ -212,7 +212,7 @@ class UNetDetector:
 
     def detect(self, images, op) -> Detections:
         """Positions (Å) and confidences in each image of a stack ``(N, R, R)``."""
-        stack, _ = as_image_stack(images, op.grid.resolution)
+        stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
         self._check(op.grid)
         prob, off = self.probabilities(stack, op.kernel_row)
         positions, confidence = self.decode(prob, off, op.grid)

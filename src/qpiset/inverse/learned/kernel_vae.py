@@ -231,7 +231,10 @@ class LearnedKernel:
             raise ValueError(f"{weights or 'the shipped kernel model'}: this checkpoint has "
                              "no one-step baseline")
 
-    def estimate(self, images, grid: Grid, positions=None) -> ImageKernel:
+    def steps(self, n_images: int) -> int:
+        return 1
+
+    def estimate(self, images, grid: Grid, positions=None, on_step=None) -> ImageKernel:
         if grid.resolution != self.trained.resolution:
             raise ValueError(f"the kernel model takes {self.trained.resolution} px images, "
                              f"these have {grid.resolution}")
@@ -239,4 +242,6 @@ class LearnedKernel:
             warnings.warn(f"the kernel model was trained on a {self.trained.fov:g} Å field, "
                           f"these images cover {grid.fov:g} Å", stacklevel=2)
         image = self.extractor(images, self.method)
+        if on_step:
+            on_step(1)
         return ImageKernel(image=image, fov=grid.fov, taper=0.0)
