@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import click
@@ -12,12 +13,18 @@ from ..core.errors import FormatError
 from .common import (OVERWRITE, RegistryChoice, guarded, noise_spec, outputs, progress,
                      strength_option)
 
-__all__ = ["generate", "generate_family", "kernels_cmd"]
+__all__ = ["generate", "generate_family", "kernels_cmd", "parameter_units"]
 
 NOISE_HELP = ("Noise and instrument, applied in order: a number F (white noise, F x each clean "
               "image's std), or items like white:0.1,lines:0.05:0.2 — white:F, snr:S, "
               "pink:F[:alpha] (1/f along the scan), lines:F[:jitter Å], blur:sigma Å, "
               "setpoint:c.")
+
+MIN_HELP = "Fewest scatterers per image; counts are uniform in [min, max]."
+PLACEMENT_HELP = ("Full width (Å) of the centred square the scatterers are placed in, up to "
+                  "twice --fov; e.g. --fov 400 --placement-fov 200 places them within ±100 Å "
+                  "(half-width 100 Å), the window the 400 Å dataset's activation maps keep.  "
+                  "[default: the field of view]")
 
 #: The flags of the friedel model (the other models take --set KEY=VALUE).
 FRIEDEL_FLAGS = ("material", "mass", "band_bottom", "phase_shift", "scatterer_radius",
@@ -43,9 +50,12 @@ def _renamed_flag(new: str):
               show_default=True, help="Pixels per side.")
 @click.option("--fov", type=click.FloatRange(min=0, min_open=True), default=100.0,
               show_default=True, help="Field of view (Å), first to last pixel centre.")
-@click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True,
+              help=MIN_HELP)
 @click.option("--max-scatterers", type=click.IntRange(min=1), default=100, show_default=True,
               help="Coordinate slots per row; counts are uniform in [min, max].")
+@click.option("--placement-fov", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="A", help=PLACEMENT_HELP)
 @click.option("--kernel", "model", type=RegistryChoice("qpiset.physics:KERNELS"), default="friedel",
               show_default=True,
               help="Kernel model (qpiset kernels lists them): friedel = T-matrix point "
@@ -67,8 +77,9 @@ def _renamed_flag(new: str):
 @click.option("--mass", type=float, default=None, help="Effective mass (m_e); overrides preset.")
 @click.option("--band-bottom", type=float, default=None,
               help="Band-bottom energy (eV); overrides preset.")
-@click.option("--phase-shift", type=float, default=math.pi / 2, show_default=True,
-              help="s-wave scattering phase shift (rad).")
+@click.option("--phase-shift", type=float, default=math.pi / 2,
+              help="s-wave scattering phase shift (rad); π/2 is the unitary limit.  "
+                   "[default: π/2 ≈ 1.5708 rad]")
 @click.option("--potential", type=float, default=None,
               help="Contact potential (eV Å²) instead of --phase-shift.")
 @click.option("--scatterer-radius", type=float, default=1.0, show_default=True,
@@ -99,10 +110,10 @@ def _renamed_flag(new: str):
               show_default=True, help="Row-format lines 1-2: padded to full width or short.")
 @OVERWRITE
 @guarded
-def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, model, settings,
-             kernel_file, kernel_fov, material, energy, mass, band_bottom, phase_shift,
-             potential, scatterer_radius, eta, gamma, decay_length, tip_sigma, strength, noise,
-             scattering, workers, scheduler, layout, overwrite):
+def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, placement_fov,
+             model, settings, kernel_file, kernel_fov, material, energy, mass, band_bottom,
+             phase_shift, potential, scatterer_radius, eta, gamma, decay_length, tip_sigma,
+             strength, noise, scattering, workers, scheduler, layout, overwrite):
     """Simulate a dataset and write it to OUT (.csv, .csv.gz, .npz or .zarr by suffix).
 
     A .zarr store is made in blocks (on a dask cluster with --workers W or --scheduler)
@@ -110,7 +121,8 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
 
     Defaults reproduce the published set: 64 px over 100 Å, up to 100 scatterers,
     Cu(111) at the Fermi level. The 400 Å / 20-scatterer variant:
-    --fov 400 --max-scatterers 20.
+    --fov 400 --max-scatterers 20 (add --placement-fov 200 to keep the scatterers within
+    ±100 Å). --layout ragged files do not load with pandas (padded ones do).
     """
     import os
     import shutil
@@ -124,6 +136,7 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
+    placement = _placement(placement_fov, fov)
     ctx = click.get_current_context()
     params = _settings(settings)
     if eta is not None and gamma is not None:
@@ -174,13 +187,26 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, mode
             shutil.rmtree(out)
     recipe = Recipe(n=n, seed=seed, min_scatterers=min_scatterers,
                     max_scatterers=max_scatterers, strength=strength, noise=noise,
-                    scattering=scattering)
+                    scattering=scattering, placement=placement)
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, recipe, threads=None if zarr else workers,
                       layout=layout, on_block=bar.update, workers=workers if zarr else None,
                       scheduler=scheduler)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
                f"{_describe(kernel)}, seed {seed})")
+
+
+def _placement(placement_fov, fov):
+    """The recipe's placement: ``None`` (the default, recorded nowhere) when the flag is
+    absent or equals the field of view; refused beyond twice the field of view (files
+    hold coordinates within ±fov)."""
+    if placement_fov is None or placement_fov == fov:
+        return None
+    if placement_fov > 2 * fov:
+        raise click.BadParameter(f"{placement_fov:g} Å is more than twice --fov {fov:g} "
+                                 "(files hold coordinates within ±fov)",
+                                 param_hint="--placement-fov")
+    return placement_fov
 
 
 def _describe(kernel) -> str:
@@ -218,8 +244,12 @@ def _settings(items) -> dict:
               show_default=True)
 @click.option("--fov", type=click.FloatRange(min=0, min_open=True), default=400.0,
               show_default=True, help="Field of view (Å).")
-@click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True)
-@click.option("--max-scatterers", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--min-scatterers", type=click.IntRange(min=0), default=1, show_default=True,
+              help=MIN_HELP)
+@click.option("--max-scatterers", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Coordinate slots per row; counts are uniform in [min, max].")
+@click.option("--placement-fov", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="A", help=PLACEMENT_HELP)
 @click.option("--models", default=None,
               help="Comma-separated models to draw from (default: all with a sampler).")
 @click.option("--test-fraction", type=click.FloatRange(min=0, max=1, max_open=True),
@@ -228,11 +258,22 @@ def _settings(items) -> dict:
               default=".csv", show_default=True)
 @click.option("--noise", default="0", show_default=True, callback=noise_spec,
               help="Noise and instrument spec, as for generate.")
+@click.option("--naming", type=click.Choice(["qpiset", "published"]), default="qpiset",
+              show_default=True,
+              help="File names: qpiset = kernel_000.csv, kernel_001.csv, ...; published = the "
+                   "100-kernel dataset's 'Kernel number1.csv', 'Kernel number2.csv', ... "
+                   "(numbered from 1, .csv only) with n_fold_noise.npy, the kernels' n-fold "
+                   "rotational symmetry as its authors' training code reads it.")
 @OVERWRITE
 @guarded
 def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
-                    max_scatterers, models, test_fraction, suffix, noise, overwrite):
-    """Write OUTDIR/kernel_000.csv ... (one file per kernel) and OUTDIR/index.json."""
+                    max_scatterers, placement_fov, models, test_fraction, suffix, noise,
+                    naming, overwrite):
+    """Write OUTDIR/kernel_000.csv ... (one file per kernel) and OUTDIR/index.json.
+
+    With --naming published: OUTDIR/Kernel number1.csv ..., OUTDIR/n_fold_noise.npy and
+    OUTDIR/index.json (which then also records each kernel's rotational symmetry).
+    """
     import os
 
     from ..core.errors import FormatError
@@ -243,6 +284,10 @@ def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
+    if naming == "published" and suffix != ".csv":
+        raise click.BadParameter(f"--naming published writes .csv (the authors' scripts read "
+                                 f"only .csv), not {suffix}", param_hint="--format")
+    placement = _placement(placement_fov, fov)
     if os.path.isdir(outdir):
         if os.listdir(outdir) and not overwrite:
             raise FormatError(outdir, None, None, "is not empty; give --overwrite to write "
@@ -254,30 +299,98 @@ def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
         grid = Grid(resolution, fov)
         with progress(n_kernels * n, "generate-family") as bar:
             recipe = Recipe(n=n, min_scatterers=min_scatterers, max_scatterers=max_scatterers,
-                            noise=noise)
+                            noise=noise, placement=placement)
             index = run(outdir, n_kernels, recipe, seed=seed, grid=grid, models=names,
-                        test_fraction=test_fraction, suffix=suffix, on_images=bar.update)
+                        test_fraction=test_fraction, suffix=suffix, on_images=bar.update,
+                        naming=naming)
     except ValueError as exc:
         raise click.UsageError(str(exc))
     click.echo(f"{outdir}: {n_kernels} kernels x {n} images; index.json "
                f"({len(index['split']['train'])} train, {len(index['split']['test'])} test)")
 
 
+#: Units as the models' docstrings write them, and how ``qpiset kernels`` shows them.
+_UNIT = re.compile(r"(?:\(|\bin )(eV Å²|eV Å|meV|eV|1/Å|Å²|Å|rad)(?=[\s),;:.]|$)"
+                   r"|\bin (units of the electron mass)\b")
+_UNIT_NAMES = {"units of the electron mass": "m_e"}
+
+
+def parameter_units(cls) -> dict[str, str]:
+    """Each constructor parameter's unit: the class's declared ``units`` dict if it has
+    one, else read from the numpydoc ``Parameters`` section of its docstring ("in eV",
+    "(Å)", "(eV Å²)", "(rad)", "in units of the electron mass" -> m_e). An entry naming
+    several parameters (``t, t_prime, a : float``) gives each the first unit after its
+    mention (``t``, ``t'`` for ``t_prime``, or the bare word) in the text, or, when none
+    is mentioned, the one unit the entry has. Parameters without a unit are left out
+    (dimensionless, or not a quantity)."""
+    import inspect
+
+    declared = getattr(cls, "units", None)
+    if isinstance(declared, dict):
+        return {str(k): str(v) for k, v in declared.items()}
+    doc = inspect.getdoc(cls) or ""
+    match = re.search(r"^Parameters\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", doc, re.S | re.M)
+    if not match:
+        return {}
+    units: dict[str, str] = {}
+    entries = re.findall(r"^(\w[\w, ]*?)\s*:[^\n]*\n((?:^[ \t]+[^\n]*\n?)*)",
+                         match.group(1), re.M)
+    for names_text, text in entries:
+        names = [n.strip() for n in names_text.split(",") if n.strip()]
+        text = " ".join(text.split())
+        found = [(m.start(), _UNIT_NAMES.get(m.group(2), m.group(1) or m.group(2)))
+                 for m in _UNIT.finditer(text)]
+        if not found:
+            continue
+        if len(names) == 1:
+            units[names[0]] = found[0][1]
+            continue
+        bare = re.sub(r"``.*?``", lambda m: " " * len(m.group(0)), text)
+        mentions = {}
+        for name in names:
+            spelled = [f"``{name}``"] + ([f"``{name[:-6]}'``"] if name.endswith("_prime")
+                                         else [])
+            at = [text.find(w) for w in spelled if w in text]
+            word = re.search(rf"\b{re.escape(name)}\b", bare)
+            if word:
+                at.append(word.start())
+            if at:
+                mentions[name] = min(at)
+        if not mentions:
+            if len({u for _, u in found}) == 1:
+                units.update({name: found[0][1] for name in names})
+            continue
+        first = min(mentions.values())
+        for name in names:
+            if name in mentions:
+                after = [u for pos, u in found if pos > mentions[name]]
+                if after:
+                    units[name] = after[0]
+            elif found[0][0] < first:
+                units[name] = found[0][1]
+    return units
+
+
 @click.command("kernels")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def kernels_cmd(as_json):
-    """List the kernel models, their parameters (defaults) and the material presets."""
-    from ..physics import describe_kernels
+    """List the kernel models, their parameters (defaults, units) and the material presets."""
+    from ..physics import KERNELS, describe_kernels
 
     info = describe_kernels()
+    for name, entry in info["models"].items():
+        units = parameter_units(KERNELS[name])
+        entry["units"] = {k: units[k] for k in entry["parameters"] if k in units}
     if as_json:
         click.echo(json.dumps(info, indent=1, default=str))
         return
     for name, entry in info["models"].items():
         click.echo(f"{name}: {entry['summary']}")
         for pname, default in entry["parameters"].items():
-            click.echo(f"    {pname} (required)" if pname in entry["required"]
-                       else f"    {pname} = {default!r}")
+            unit = entry["units"].get(pname)
+            shown = f"    {pname} (required)" if pname in entry["required"] \
+                else f"    {pname} = {default!r}"
+            click.echo(f"{shown}  [{unit}]" if unit else shown)
         for old, new in entry["renamed"].items():
             click.echo(f"    ({old}: the former name of {new})")
     click.echo("presets (friedel --material):")

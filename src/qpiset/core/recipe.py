@@ -15,8 +15,8 @@ __all__ = ["Recipe"]
 
 @dataclass(frozen=True)
 class Recipe:
-    """What to draw: how many images, from which seed, how many scatterers of what strength,
-    with what noise, under which scattering theory.
+    """What to draw: how many images, from which seed, how many scatterers of what strength
+    placed where, with what noise, under which scattering theory.
 
     Parameters
     ----------
@@ -36,6 +36,11 @@ class Recipe:
     scattering : str
         ``"born"`` (superposition of single-scatterer kernels) or ``"full"`` (every
         multiple-scattering path), see :mod:`qpiset.forward.scattering`.
+    placement : float, optional
+        Full width (Å) of the square, centred on the image, in which the scatterers are
+        placed: ``placement=200`` puts them within ±100 Å (half-width 100 Å). ``None``
+        (default): the field of view, ``[-fov/2, fov/2)²`` (a placement equal to it is
+        taken as the default). Recorded in the metadata only when given.
 
     Examples
     --------
@@ -57,6 +62,7 @@ class Recipe:
     strength: float | tuple[float, float] = 1.0
     noise: Any = None
     scattering: str = "born"
+    placement: float | None = None
 
     def __post_init__(self) -> None:
         n, lo, hi = self.n, self.min_scatterers, self.max_scatterers
@@ -83,6 +89,17 @@ class Recipe:
                              "a model of a number or a --noise spec")
         if not isinstance(self.scattering, str):
             raise ValueError(f"scattering must be a name, got {self.scattering!r}")
+        placement = self.placement
+        if placement is not None:
+            try:
+                placement = float(placement)
+            except (TypeError, ValueError):
+                placement = math.nan
+            if isinstance(self.placement, bool) or not (math.isfinite(placement)
+                                                        and placement > 0):
+                raise ValueError(f"placement must be a width > 0 (Å) or None, got "
+                                 f"{self.placement!r}")
+            object.__setattr__(self, "placement", placement)
         for name, value in (("n", n), ("seed", self.seed), ("min_scatterers", lo),
                             ("max_scatterers", hi)):
             object.__setattr__(self, name, int(value))
@@ -102,18 +119,24 @@ class Recipe:
         """Plain data (what a worker process receives): the noise as its parameters, a
         strength range as a list."""
         s = self.strength
-        return {"n": self.n, "seed": self.seed, "min_scatterers": self.min_scatterers,
-                "max_scatterers": self.max_scatterers,
-                "strength": list(s) if isinstance(s, tuple) else float(s),
-                "noise": self.noise_params(), "scattering": self.scattering}
+        out = {"n": self.n, "seed": self.seed, "min_scatterers": self.min_scatterers,
+               "max_scatterers": self.max_scatterers,
+               "strength": list(s) if isinstance(s, tuple) else float(s),
+               "noise": self.noise_params(), "scattering": self.scattering}
+        if self.placement is not None:
+            out["placement"] = self.placement
+        return out
 
     def meta(self, kernel_params: dict) -> dict[str, Any]:
         """The record of how a dataset was made (stored beside or inside the file)."""
         d = self.to_dict()
-        return {"generator": f"qpiset {__version__}", "kernel": kernel_params, "n": d["n"],
-                "seed": d["seed"], "min_scatterers": d["min_scatterers"],
-                "max_scatterers": d["max_scatterers"], "strength": d["strength"],
-                "noise": d["noise"], "scattering": d["scattering"]}
+        out = {"generator": f"qpiset {__version__}", "kernel": kernel_params, "n": d["n"],
+               "seed": d["seed"], "min_scatterers": d["min_scatterers"],
+               "max_scatterers": d["max_scatterers"], "strength": d["strength"],
+               "noise": d["noise"], "scattering": d["scattering"]}
+        if "placement" in d:  # only when given: the metadata of every other run is as before
+            out["placement"] = d["placement"]
+        return out
 
     @classmethod
     def from_meta(cls, meta: dict) -> "Recipe":

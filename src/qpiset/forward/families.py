@@ -8,18 +8,30 @@ sensible ranges: each model with a sampler declares it
 ``SeedSequence(seed, spawn_key=(0, i))``; :func:`family_file_seed` is the seed its images
 get (``SeedSequence(seed, spawn_key=(1, i))``) and :func:`family_split` the held-out
 kernels (``SeedSequence(seed, spawn_key=(2,))``).
+
+Each kernel's rotational symmetry (declared by its model,
+:attr:`~qpiset.physics.Kernel.rotational_symmetry`) is recorded as :func:`symmetry_record`
+gives it, and for the published dataset's training code as :func:`n_fold_label`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
 
 from ..physics import KERNELS, Kernel
 
-__all__ = ["samplers", "sample_family", "family_file_seed", "family_split"]
+__all__ = ["samplers", "sample_family", "family_file_seed", "family_split", "symmetry_record",
+           "n_fold_label", "N_FOLDS"]
+
+#: The n-fold classes of the published 100-kernel dataset's labels (``nfold_generate.py``):
+#: 1 is isotropic (its stage-1 symmetry loss compares rotations by ±90° and 180°), 2, 3, 4
+#: and 6 are ``C_n`` (rotations by 180°; 120°; 90°; 60°, 120° and 180°). A label outside
+#: these (0, the value of unlabelled kernels) gets no symmetry loss.
+N_FOLDS = (1, 2, 3, 4, 6)
 
 
 def samplers() -> list[str]:
@@ -74,3 +86,41 @@ def family_split(seed: int, n_kernels: int, test_fraction: float) -> set[int]:
     order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))).permutation(
         n_kernels)
     return set(order[: round(test_fraction * n_kernels)].tolist())
+
+
+def symmetry_record(symmetry) -> int | str | None:
+    """A kernel's rotational symmetry as ``index.json`` records it: ``"isotropic"``, the
+    order ``n`` of ``C_n`` (1: none), or ``None`` when the model cannot say.
+
+    Examples
+    --------
+    >>> symmetry_record(math.inf), symmetry_record(4), symmetry_record(None)
+    ('isotropic', 4, None)
+    """
+    if symmetry is None:
+        return None
+    if math.isinf(symmetry):
+        return "isotropic"
+    return int(symmetry)
+
+
+def n_fold_label(symmetry) -> int:
+    """The label of the published dataset's n-fold array for a kernel of rotational
+    symmetry ``symmetry`` (as :attr:`~qpiset.physics.Kernel.rotational_symmetry` or
+    :func:`symmetry_record`): 1 for isotropic; 2, 3, 4, 6 for ``C_n``; a higher order by its
+    largest subgroup among those (``C_12`` -> 6, ``C_8`` -> 4); 0 (no symmetry loss) for no
+    symmetry, an order with none of them, or unknown.
+
+    Examples
+    --------
+    >>> [n_fold_label(s) for s in (math.inf, "isotropic", 6, 3, 12, 8, 5, 1, None)]
+    [1, 1, 6, 3, 6, 4, 0, 0, 0]
+    """
+    if symmetry is None:
+        return 0
+    if symmetry == "isotropic" or math.isinf(symmetry):
+        return 1
+    for n in (6, 4, 3, 2):
+        if int(symmetry) % n == 0:
+            return n
+    return 0

@@ -42,8 +42,9 @@ def draw_scatterers(rng: np.random.Generator, count: int, recipe, half: float,
                     lattice=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Positions and strengths of ``count`` images: per image a count uniform in
     ``[recipe.min_scatterers, recipe.max_scatterers]``, positions uniform in
-    ``[-half, half)²`` (snapped to ``lattice`` sites when given), strengths fixed or
-    uniform in ``recipe.strength``. The order of the draws is part of the contract."""
+    ``[-half, half)²`` (``half``: the placement window's half-width, by default half the
+    field of view; snapped to ``lattice`` sites when given), strengths fixed or uniform in
+    ``recipe.strength``. The order of the draws is part of the contract."""
     positions, strengths = [], []
     for _ in range(count):
         k = int(rng.integers(recipe.min_scatterers, recipe.max_scatterers + 1))

@@ -19,7 +19,8 @@ from .operator import Forward
 from .scattering import image_renderer
 from .seeding import BLOCK, block_generators, draw_scatterers
 
-__all__ = ["simulate", "simulate_blocks", "as_recipe"]
+__all__ = ["simulate", "simulate_blocks", "as_recipe", "placement_half_width",
+           "with_default_placement"]
 
 
 def as_recipe(recipe: Recipe | int | None = None, **fields) -> Recipe:
@@ -34,6 +35,32 @@ def as_recipe(recipe: Recipe | int | None = None, **fields) -> Recipe:
     if "noise" in fields and not isinstance(fields["noise"], dict):
         fields["noise"] = as_noise(fields["noise"])
     return (recipe or Recipe()).replace(**fields) if fields else (recipe or Recipe())
+
+
+def placement_half_width(recipe: Recipe, grid: Grid) -> float:
+    """Half-width (Å) of the square ``[-h, h)²`` in which ``recipe`` places scatterers on
+    ``grid``: ``fov / 2`` by default, ``placement / 2`` when given. Refused beyond the
+    row format's sanity bound on coordinates (±fov: ``placement`` up to ``2 fov``).
+
+    Examples
+    --------
+    >>> placement_half_width(Recipe(placement=200.0), Grid(64, 400.0))
+    100.0
+    """
+    if recipe.placement is None:
+        return grid.fov / 2
+    if recipe.placement > 2 * grid.fov:
+        raise ValueError(f"placement {recipe.placement:g} Å is wider than twice the field of "
+                         f"view ({2 * grid.fov:g} Å): files hold coordinates within ±fov")
+    return recipe.placement / 2
+
+
+def with_default_placement(recipe: Recipe, grid: Grid) -> Recipe:
+    """``recipe`` with a ``placement`` equal to the field of view made the default
+    (``None``): the same draws, and the metadata of a run without one."""
+    if recipe.placement is not None and recipe.placement == grid.fov:
+        return recipe.replace(placement=None)
+    return recipe
 
 
 def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None = None,
@@ -57,7 +84,7 @@ def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None =
     render_images = image_renderer(op, recipe.scattering, threads)
     noise = as_noise(recipe.noise)
     n = recipe.n
-    half = grid.fov / 2
+    half = placement_half_width(recipe, grid)
     for b in range(-(-n // BLOCK)) if blocks is None else blocks:
         start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
         rng, noise_seed = block_generators(recipe.seed, b)
@@ -86,7 +113,8 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
     **fields
         Recipe fields to change: ``n``, ``seed``, ``min_scatterers``, ``max_scatterers``,
         ``strength``, ``noise`` (a model, or a number: white noise of that fraction of
-        each clean image's std), ``scattering``.
+        each clean image's std), ``scattering``, ``placement`` (full width in Å of the
+        centred square the scatterers are placed in; default the field of view).
 
     Examples
     --------
@@ -96,7 +124,7 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
     ((3, 32, 32), 5)
     """
     grid = grid or Grid()
-    recipe = as_recipe(recipe, **fields)
+    recipe = with_default_placement(as_recipe(recipe, **fields), grid)
     op = Forward(kernel, grid)
     images = np.empty((recipe.n, grid.resolution, grid.resolution))
     positions: list[np.ndarray] = []

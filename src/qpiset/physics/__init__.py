@@ -7,7 +7,8 @@ and ``params()`` to record and recreate it. Isotropic models are
 class (:class:`Kernel`).
 """
 
-from .base import GridTable, Kernel, RadialKernel, RadialTable, gaussian_blur_radial
+from .base import (ISOTROPIC, GridTable, Kernel, RadialKernel, RadialTable, gaussian_blur_radial,
+                   measure_rotational_symmetry)
 from .constants import HBAR2_OVER_2ME
 from .friedel import FriedelKernel, phase_shift_from_potential, wavevector
 from .image import ImageKernel
@@ -23,5 +24,6 @@ __all__ = [
     "LatticeKernel", "TightBinding", "BdGKernel", "SampledKernel", "octet_vectors", "KERNELS",
     "MATERIALS", "SurfaceState", "HBAR2_OVER_2ME", "make_kernel", "kernel_from_record",
     "register_kernel", "material", "wavevector",
-    "phase_shift_from_potential", "gaussian_blur_radial", "describe_kernels",
+    "phase_shift_from_potential", "gaussian_blur_radial", "describe_kernels", "ISOTROPIC",
+    "measure_rotational_symmetry",
 ]

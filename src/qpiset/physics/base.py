@@ -10,13 +10,15 @@ Two kinds of kernel, told apart by their class, never by probing:
 What a model can do beyond that is declared on the class, with defaults here: its crystal
 ``lattice`` (scatterers then sit on lattice sites), the ``extent`` to which it is known,
 the parameter that sets that extent (``extent_parameter``), the scattering theories it
-supports (``scattering``), a circular Fermi contour (:meth:`Kernel.ring`), a renderer of
-every multiple-scattering path (:meth:`Kernel.multiple_scattering`) and a sampler of its
-parameters for kernel families (:meth:`Kernel.family_parameters`).
+supports (``scattering``), its ``rotational_symmetry`` about the scatterer, a circular
+Fermi contour (:meth:`Kernel.ring`), a renderer of every multiple-scattering path
+(:meth:`Kernel.multiple_scattering`) and a sampler of its parameters for kernel families
+(:meth:`Kernel.family_parameters`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -26,7 +28,11 @@ import numpy as np
 
 from .renames import renamed_parameters
 
-__all__ = ["Kernel", "RadialKernel", "RadialTable", "GridTable", "gaussian_blur_radial"]
+__all__ = ["Kernel", "RadialKernel", "RadialTable", "GridTable", "gaussian_blur_radial",
+           "measure_rotational_symmetry", "ISOTROPIC"]
+
+#: :attr:`Kernel.rotational_symmetry` of a pattern unchanged by every rotation (C_inf).
+ISOTROPIC = math.inf
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ class Kernel(ABC):
     #: Distance (Å) from the scatterer to which the pattern is known (zero beyond);
     #: ``None`` when it is known everywhere.
     extent: float | None = None
+    #: Rotations about the scatterer that leave the pattern unchanged: ``n`` when they are
+    #: the multiples of ``2 pi / n`` (``C_n``; 1: none but the identity), :data:`ISOTROPIC`
+    #: (``math.inf``) for every rotation, ``None`` when the model cannot say. Models declare
+    #: it (a class attribute, or a property when it depends on the parameters).
+    rotational_symmetry: ClassVar[float | None] = None
     #: Parameters renamed since they were first published, ``{old: new}``: the constructor
     #: takes the old keyword with a ``FutureWarning`` and recorded metadata is read quietly.
     renamed: ClassVar[dict[str, str]] = {}
@@ -195,6 +206,7 @@ class RadialKernel(Kernel):
     """An isotropic pattern ``K(|r|)``: subclasses give :meth:`radial` and :meth:`params`."""
 
     isotropic: ClassVar[bool] = True
+    rotational_symmetry: ClassVar[float] = ISOTROPIC
 
     @abstractmethod
     def radial(self, r: np.ndarray) -> np.ndarray:
@@ -219,6 +231,55 @@ class RadialKernel(Kernel):
         table = RadialTable(step, values)
         cache[(step, n)] = table
         return table
+
+
+def measure_rotational_symmetry(kernel: Kernel, radius: float, step: float | None = None,
+                                tolerance: float = 0.05) -> float:
+    """The rotational symmetry of ``kernel`` measured by rotating it: :data:`ISOTROPIC` when
+    rotations by 1 and 2 rad (no ``C_n`` of small ``n`` has them) leave it unchanged, else
+    the ``n`` of the largest group of rotations by multiples of ``2 pi / n`` that does
+    (the least common multiple of the orders 2, 3, 4, 6 that hold), else 1.
+
+    "Unchanged": the RMS of ``K(rotated r) - K(r)`` over the disc ``|r| <= radius`` (Å;
+    points every ``step`` Å along rings ``step`` apart, default :meth:`Kernel.default_step`
+    times 10) is at most ``tolerance`` times the RMS of ``K`` there. A zero pattern is
+    isotropic.
+
+    Examples
+    --------
+    >>> class Stripes(Kernel):
+    ...     def evaluate(self, x, y):
+    ...         return np.cos(np.asarray(x)) + np.cos(np.asarray(y))
+    ...     def params(self):
+    ...         return {}
+    >>> measure_rotational_symmetry(Stripes(), 10.0, step=0.5)
+    4
+    """
+    step = float(step or 10 * kernel.default_step())
+    if not (radius > 0 and step > 0):
+        raise ValueError(f"radius and step must be > 0 Å, got {radius!r}, {step!r}")
+    rings = np.arange(1, int(radius / step) + 1) * step
+    counts = np.maximum(8, np.ceil(2 * np.pi * rings / step)).astype(int)
+    r = np.repeat(rings, counts)
+    phi = np.concatenate([2 * np.pi * np.arange(c) / c for c in counts])
+    x, y = r * np.cos(phi), r * np.sin(phi)
+    ref = np.asarray(kernel.evaluate(x, y), dtype=float)
+    scale = float(np.sqrt(np.mean(ref * ref)))
+    if scale == 0:
+        return ISOTROPIC
+
+    def unchanged(angle: float) -> bool:
+        c, s = math.cos(angle), math.sin(angle)
+        turned = np.asarray(kernel.evaluate(c * x - s * y, s * x + c * y), dtype=float)
+        return float(np.sqrt(np.mean((turned - ref) ** 2))) <= tolerance * scale
+
+    if unchanged(1.0) and unchanged(2.0):
+        return ISOTROPIC
+    order = 1
+    for n in (2, 3, 4, 6):
+        if unchanged(2 * math.pi / n):
+            order = math.lcm(order, n)
+    return order
 
 
 def gaussian_blur_radial(f, r: np.ndarray, sigma: float, nodes: int = 96) -> np.ndarray:

@@ -193,6 +193,16 @@ class LatticeKernel(Kernel):
 
     # -- k-grid and site values ----------------------------------------------------------
     @property
+    def rotational_symmetry(self) -> int:
+        """The rotations about the scatterer's position (the origin) that map the crystal
+        and the impurity's orbital onto themselves, from the lattice and the hoppings
+        (:meth:`TightBinding.rotational_symmetry`): 4 on the square lattice, 3 on the
+        honeycomb lattice (a site of graphene has C3, not C6: a rotation by 60° about it
+        swaps the sublattices' positions), that of the file's model; 1 for an impurity
+        orbital away from the origin (its pattern is off the kernel's centre)."""
+        return self.tight_binding.rotational_symmetry(self.impurity_orbital)
+
+    @property
     def extent(self) -> float:
         """Distance (Å) from the impurity out to which the pattern is exact: ``reach``."""
         return self.reach

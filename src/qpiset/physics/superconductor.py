@@ -198,6 +198,10 @@ class BdGKernel(Kernel):
     name = "bdg"
     scattering = ("born", "full")
     extent_parameter = "reach"
+    #: C4 about the scatterer's site for either gap: a rotation by 90° maps the d-wave gap
+    #: to minus itself, which the gauge change ``c -> i c`` (``tau_3``) undoes; ``tau_3``
+    #: commutes with both scatterer matrices and leaves the electron (``_11``) part alone.
+    rotational_symmetry = 4
 
     def __init__(
         self,

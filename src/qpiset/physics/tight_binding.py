@@ -260,6 +260,78 @@ class TightBinding:
         v = np.einsum("ixyj,ic->xyjc", de, self.lattice)  # dE/dk, eV Å
         return float(np.max(np.linalg.norm(v[near], axis=-1)))
 
+    def rotational_symmetry(self, orbital: int = 0, tolerance: float = 1e-6) -> int:
+        """The ``n`` of the largest group of rotations by multiples of ``2 pi / n`` about
+        the origin that maps the model onto itself and orbital ``orbital`` of cell 0 onto
+        itself (the least common multiple of the orders 2, 3, 4, 6 that do; 1 when none
+        does): the symmetry of the LDOS pattern of an impurity on that orbital about the
+        origin, where the lattice kernels put their scatterer.
+
+        A rotation is a symmetry when it maps the lattice onto itself, every orbital onto
+        an orbital of the same on-site energy and every hopping onto a hopping of the same
+        value (orbitals are taken as s-like, as the kernels' Gaussian orbital densities
+        are; a model symmetric only up to a gauge change of complex hoppings counts as less
+        symmetric). An impurity orbital away from the origin (graphene's B site, at
+        ``tau_B``) has no rotation about the origin that keeps it in place: 1.
+
+        Examples
+        --------
+        >>> TightBinding.square(t=1.0, t_prime=-0.3).rotational_symmetry()
+        4
+        >>> TightBinding.honeycomb().rotational_symmetry()   # a site of graphene: C3, not C6
+        3
+        """
+        m = self.n_orbitals
+        if not (isinstance(orbital, (int, np.integer)) and 0 <= orbital < m):
+            raise ValueError(f"orbital must be an index 0..{m - 1}, got {orbital!r}")
+        lattice, tau = self.lattice, self.tau
+        inverse = np.linalg.inv(lattice)
+        centre = np.zeros(2)
+        energy_scale = max(1.0, float(np.max(np.abs(self.onsite))),
+                           max((abs(t) for *_, t in self.hoppings), default=0.0))
+        bonds = {(a, b, n): t for a, b, n, t in self._bonds()}
+
+        def integral(values: np.ndarray) -> np.ndarray | None:
+            rounded = np.rint(values)
+            return rounded.astype(int) if np.allclose(values, rounded, rtol=0,
+                                                      atol=tolerance) else None
+
+        def holds(n: int) -> bool:
+            c, s = math.cos(2 * math.pi / n), math.sin(2 * math.pi / n)
+            rot = np.array([[c, -s], [s, c]])
+            # the rotated lattice vectors in lattice coordinates (rows): R a_i = M_ij a_j
+            turn = integral((lattice @ rot.T) @ inverse)
+            if turn is None:
+                return False
+            image = []  # orbital a of cell 0 -> (orbital b, cell m)
+            for a in range(m):
+                target = centre + rot @ (tau[a] - centre)
+                for b in range(m):
+                    cell = integral((target - tau[b]) @ inverse)
+                    if cell is not None and abs(self.onsite[a] - self.onsite[b]) \
+                            <= tolerance * energy_scale:
+                        image.append((b, cell))
+                        break
+                else:
+                    return False
+            if image[orbital][0] != orbital or np.any(image[orbital][1]):
+                return False  # the impurity's orbital moves
+            for (a, b, (n1, n2)), t in bonds.items():
+                # <cell n, a| H |cell 0, b> -> <cell m_a + n M, a'| H |cell m_b, b'>
+                a2, cell_a = image[a]
+                b2, cell_b = image[b]
+                shift = cell_a + np.array([n1, n2]) @ turn - cell_b
+                partner = bonds.get((a2, b2, (int(shift[0]), int(shift[1]))))
+                if partner is None or abs(partner - t) > tolerance * energy_scale:
+                    return False
+            return True
+
+        order = 1
+        for n in (2, 3, 4, 6):
+            if holds(n):
+                order = math.lcm(order, n)
+        return order
+
     def shortest_translation(self) -> float:
         """Length (Å) of the shortest non-zero lattice translation."""
         c = np.arange(-3, 4)

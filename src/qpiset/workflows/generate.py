@@ -9,6 +9,7 @@ from typing import Callable
 from ..core.grid import Grid
 from ..core.recipe import Recipe
 from ..forward import Forward, simulate, simulate_blocks
+from ..forward.simulate import placement_half_width, with_default_placement
 from ..io import file_format, write, write_stream
 
 __all__ = ["generate_file"]
@@ -27,6 +28,8 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
     made on the cluster too and written in order by this process. ``on_block(k)`` is
     called as each block of ``k`` images is done (a progress bar).
     """
+    recipe = with_default_placement(recipe, grid)
+    placement_half_width(recipe, grid)  # refuse a window the file cannot hold, before work
     kind = file_format(path)
     if kind == "zarr":
         from .distributed import generate_store

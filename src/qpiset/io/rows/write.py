@@ -1,8 +1,14 @@
 """Writing the row format: shortest round-trip float text (polars), lines 1-2 padded
-with zeros to a rectangle (default) or short (``ragged``), pixels column-major."""
+with zeros to a rectangle (default) or short (``ragged``), pixels column-major.
+
+Only the padded layout loads with ``pandas.read_csv(path, header=None)``: pandas takes the
+width of a file from its first line, so a ragged file's two-field first line makes it stop
+at the next ("Expected 2 fields in line 2, saw R"). Writing a ragged file warns so.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import IO, Iterable
 
 import numpy as np
@@ -11,7 +17,12 @@ from ...core.dataset import pad_rows
 from ...core.grid import Grid
 from .parse import rows_from_images
 
-__all__ = ["write_rows"]
+__all__ = ["write_rows", "RAGGED_WARNING"]
+
+#: The one-line warning of a ragged write (the command line shows it as ``warning: ...``).
+RAGGED_WARNING = ("layout 'ragged': lines 1-2 are short, so pandas.read_csv(path, header=None) "
+                  "cannot read this file (the default layout 'padded' loads with pandas; "
+                  "qpiset reads both)")
 
 
 def _write_matrix(out: IO[bytes], values: np.ndarray) -> None:
@@ -32,10 +43,13 @@ def write_rows(
 ) -> int:
     """Write the row format to an open binary handle; return the number of image rows.
 
-    ``chunks`` yields ``(images (n, R, R) [iy, ix], positions list of (k, 2))``.
+    ``chunks`` yields ``(images (n, R, R) [iy, ix], positions list of (k, 2))``. A
+    ``ragged`` layout warns (:data:`RAGGED_WARNING`): pandas cannot read it.
     """
     if layout not in ("padded", "ragged"):
         raise ValueError(f"layout must be 'padded' or 'ragged', got {layout!r}")
+    if layout == "ragged":
+        warnings.warn(RAGGED_WARNING, UserWarning, stacklevel=2)
     r = grid.resolution
     width = r * r + 2 * max_scatterers
     line1 = [str(r), str(max_scatterers)]
