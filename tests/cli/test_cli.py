@@ -140,8 +140,8 @@ def test_bad_predictions_file_is_a_clear_error(tmp_path, run):
     result = run("bench", path, "--methods", "", "--predictions", bad, "--out",
                  tmp_path / "r.json", code=1)
     assert result.output.startswith(f"{bad}:2:") and "not JSON" in result.output
-    bad.write_text('{"positions": [[[1, 2]]]}')
-    assert "1 position lists for 2 images" in run(
+    bad.write_text('{"images": [0, 5], "positions": [[], []]}')
+    assert "image 5 is not in" in run(
         "bench", path, "--methods", "", "--predictions", bad, "--out", tmp_path / "r.json",
         code=1).output
     run("bench", path, "--methods", "nope", "--out", tmp_path / "r.json", code=2)
@@ -188,7 +188,7 @@ def test_refusals_are_one_line_not_tracebacks(tmp_path, run):
     run("show", lattice, "--index", 0, "--contributions", "--out", fig)
     empty = tmp_path / "none.csv"  # images without scatterers: lsq has nothing to fit
     g = qpiset.Grid(16, 20.0)
-    qpiset.write(empty, qpiset.Dataset(g, np.zeros((16, 16)), np.zeros((2, 16, 16)),
+    qpiset.write(empty, qpiset.Dataset(g, np.eye(16), np.zeros((2, 16, 16)),
                                        [np.zeros((0, 2))] * 2, 1))
     res = run("kernel", empty, "--method", "lsq", "--out", tmp_path / "k.npy", code=1)
     assert "needs scatterers" in res.output and not (tmp_path / "k.npy").exists()

@@ -15,11 +15,12 @@ import numpy as np
 
 from ..inverse import DETECTORS, file_operator, make_detector
 from ..inverse.refine import refine
-from ..io import atomic_output, write_json
+from ..io import Predictions, atomic_output, head, write_json
 from .metrics import DetectionScore, aggregate, nmse, psnr, score_detections
 
 __all__ = ["BANDS", "band_name", "reconstruct", "oracle_positions", "REFERENCES",
-           "summarize_records", "run_benchmark", "markdown_table", "save_results"]
+           "summarize_records", "run_benchmark", "markdown_table", "save_results",
+           "coverage_notes"]
 
 
 #: Scatterer-count bands of the report.
@@ -76,6 +77,19 @@ def summarize_records(records: list[dict]) -> dict:
     }
 
 
+def _covered(preds, n: int) -> dict[int, np.ndarray]:
+    """``{image: positions}`` of someone's predictions among images ``0 .. n - 1``: a
+    :class:`~qpiset.io.Predictions` (any subset), a dict ``{image: positions}``, or a list
+    (images ``0 .. len - 1``)."""
+    if isinstance(preds, Predictions):
+        pairs = zip(preds.images, preds.positions)
+    elif isinstance(preds, dict):
+        pairs = preds.items()
+    else:
+        pairs = enumerate(preds)
+    return {int(i): np.asarray(p, float).reshape(-1, 2) for i, p in pairs if 0 <= int(i) < n}
+
+
 def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel=None,
                   predictions: dict | None = None, limit: int | None = None,
                   on_image=None, weights=None) -> dict:
@@ -84,7 +98,9 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     Parameters
     ----------
     ds : Dataset
-        Images with true positions (the file's coordinates).
+        Images with true positions (the file's coordinates); a file opened lazily
+        (:func:`qpiset.io.open_dataset`) is read image by image, no further than
+        ``limit``.
     methods : sequence of str
         Detector names (:data:`qpiset.inverse.DETECTORS`: classical, and learned when the
         ``ml`` extra is installed), or ``"oracle"`` (:func:`oracle_positions`, marked
@@ -94,7 +110,10 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     kernel : Kernel, optional
         Physics model to use instead of the kernel row.
     predictions : dict, optional
-        ``{name: list of (k, 2) arrays}``: someone's own detections, scored the same way.
+        ``{name: detections}``: someone's own detections, scored the same way; each a
+        :class:`~qpiset.io.Predictions` (``qpiset.io.load_predictions``), a dict ``{image:
+        (k, 2) array}`` or a list of ``(k, 2)`` arrays for images ``0, 1, ...``. Only the
+        images they cover are scored (``"scored"`` in the output says how many).
     limit : int, optional
         Only the first ``limit`` images.
     weights : path, optional
@@ -103,11 +122,14 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     Returns
     -------
     dict
-        ``{"config": ..., "methods": {name: {"overall": ..., "bands": {...}, "images": [...]}}}``
+        ``{"config": ..., "methods": {name: {"overall": ..., "bands": {...}, "images": [...],
+        "scored": {"images": k, "of": n}}}}``
     """
-    n = ds.n_images if limit is None else min(limit, ds.n_images)
+    ds = head(ds, limit)
+    n = ds.n_images
     op = file_operator(ds.kernel, ds.grid, kernel)
     runs = {}
+    which = {}
     for name in methods:
         if name == "oracle":
             runs[name] = lambda i: oracle_positions(op, ds.images[i], ds.positions[i])
@@ -116,24 +138,25 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         detector.detect(np.empty((0,) + ds.grid.shape), op)  # set up for op, untimed
         runs[name] = lambda i, d=detector: d.detect(np.asarray(ds.images[i])[None], op).positions[0]
     for name, preds in (predictions or {}).items():
-        if len(preds) < n:
-            raise ValueError(f"predictions {name!r} have {len(preds)} images, the file {n}")
-        runs[name] = lambda i, p=preds: np.asarray(p[i], float).reshape(-1, 2)
+        found = _covered(preds, n)
+        runs[name] = lambda i, p=found: p[i]
+        which[name] = sorted(found)
     out = {"config": {"tol": tol, "images": n, "resolution": ds.grid.resolution,
                       "fov": ds.grid.fov, "kernel": op.kernel.describe(),
                       "bands": [band_name(*b) for b in BANDS]},
            "methods": {}}
     for name, run in runs.items():
         records = []
-        for i in range(n):
+        for i in which.get(name, range(n)):
             t0 = time.perf_counter()
             found = run(i)
             seconds = time.perf_counter() - t0
-            score = score_detections(ds.positions[i], found, tol)
-            recon = reconstruct(op, ds.images[i], found)
+            image, truth = ds.images[i], ds.positions[i]
+            score = score_detections(truth, found, tol)
+            recon = reconstruct(op, image, found)
             records.append({"image": i, "n_true": score.n_true, "n_pred": score.n_pred,
                             "tp": score.tp, "sq_err": score.sq_err, "seconds": seconds,
-                            "nmse": nmse(recon, ds.images[i]), "psnr": psnr(recon, ds.images[i]),
+                            "nmse": nmse(recon, image), "psnr": psnr(recon, image),
                             "positions": np.asarray(found).tolist()})
             if on_image:
                 on_image(1)
@@ -144,14 +167,27 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         learned = name in DETECTORS and DETECTORS[name].learned
         out["methods"][name] = {"overall": summarize_records(records), "bands": bands,
                                 "uses_truth": name in REFERENCES, "learned": learned,
-                                "images": records}
+                                "images": records, "scored": {"images": len(records), "of": n}}
     return out
+
+
+def coverage_notes(results: dict) -> list[str]:
+    """One line for each method scored on fewer images than the benchmark has (someone's
+    predictions that cover only some of them)."""
+    notes = []
+    for name, res in results.get("methods", {}).items():
+        scored = res.get("scored") or {}
+        if scored.get("images", 0) < scored.get("of", 0):
+            notes.append(f"{name}: the predictions cover {scored['images']} of the "
+                         f"{scored['of']} images; only those are scored")
+    return notes
 
 
 def markdown_table(results: dict) -> str:
     """The benchmark as a Markdown table: one row per method and count band."""
     lines = [
         f"Matching tolerance {results['config']['tol']} Å, {results['config']['images']} images.",
+        *(f"Note: {line}." for line in coverage_notes(results)),
         "",
         "| method | scatterers | images | precision | recall | F1 | RMSE (Å) | mean count error "
         "| image NMSE | PSNR (dB) | median s/image |",

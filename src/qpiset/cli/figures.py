@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..core.errors import FormatError
 from .common import ORDER, OVERWRITE, guarded, outputs, recorded_model
 
 __all__ = ["show", "report"]
@@ -30,8 +31,11 @@ def show(path, index, out, predictions, contributions, tol, order, overwrite):
     """Draw image INDEX of PATH: overlays, kernel, radial profile and q-space (Å, 1/Å).
 
     When the file records its physics model (sidecar or .npz), the profile shows it and
-    the q-space ring is its 2k_F; otherwise the ring is estimated from the kernel row."""
-    from ..io import atomic_output, read, read_predictions
+    the q-space ring is its 2k_F; otherwise the ring is estimated from the kernel row.
+    Only image INDEX and the lines before it are looked at (any size of file). With
+    --predictions, the file must cover image INDEX (qpiset detect --limit N covers the
+    first N)."""
+    from ..io import atomic_output, head, load_predictions, open_dataset
     from ..viz import FORMATS, figure_bytes, figure_contributions, figure_show
 
     fmt = Path(out).suffix.lower().lstrip(".")
@@ -39,7 +43,17 @@ def show(path, index, out, predictions, contributions, tol, order, overwrite):
         raise click.BadParameter(f"{out}: the suffix must be one of "
                                  f"{', '.join('.' + f for f in FORMATS)}", param_hint="--out")
     outputs(out, overwrite=overwrite)
-    ds = read(path, order=order)
+    pred = None
+    if predictions is not None and not contributions:
+        found = load_predictions(predictions)
+        pred = found.get(index)
+        if pred is None:
+            raise FormatError(predictions, None, None,
+                              f"no detections for image {index}: the file covers "
+                              f"{found.describe()}; show one of those, or detect in image "
+                              f"{index} too (qpiset detect --limit {index + 1})")
+    # the images up to INDEX only: counting them reads no further
+    ds = head(open_dataset(path, order=order), index + 1)
     if index >= ds.n_images:
         raise click.BadParameter(f"{path} has {ds.n_images} images (0..{ds.n_images - 1})",
                                  param_hint="--index")
@@ -47,7 +61,6 @@ def show(path, index, out, predictions, contributions, tol, order, overwrite):
     if contributions:
         fig = figure_contributions(ds, index, kernel_model=model)
     else:
-        pred = None if predictions is None else read_predictions(predictions, ds.n_images)[index]
         name = None if predictions is None else Path(predictions).stem
         fig = figure_show(ds, index, predictions=pred, tol=tol, kernel_model=model, method=name)
     with atomic_output(out, compress=False) as f:
@@ -66,12 +79,14 @@ def show(path, index, out, predictions, contributions, tol, order, overwrite):
 @OVERWRITE
 @guarded
 def report(path, out, results, gallery, order, overwrite):
-    """One self-contained HTML page: summary, kernel, gallery, q-space, benchmark."""
-    from ..io import atomic_output, read, read_results
+    """One self-contained HTML page: summary, kernel, gallery, q-space, benchmark.
+
+    A large file is looked at through its first images only (the page says so)."""
+    from ..io import atomic_output, open_dataset, read_results
     from ..viz import build_report
 
     outputs(out, overwrite=overwrite)
-    ds = read(path, order=order)
+    ds = open_dataset(path, order=order)
     res = None if results is None else read_results(results)
     page = build_report(ds, label=str(path), results=res, gallery=gallery,
                         kernel_model=recorded_model(ds))

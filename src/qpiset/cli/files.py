@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 import click
 
-from .common import ORDER, OVERWRITE, guarded, outputs
+from .common import ORDER, OVERWRITE, guarded, outputs, progress
 
-__all__ = ["validate", "info", "convert"]
+__all__ = ["validate", "info", "convert", "progress_of"]
+
+
+@contextlib.contextmanager
+def progress_of(desc: str):
+    """A callback ``(done, total, unit)`` for the library's long passes
+    (:func:`qpiset.io.stream`'s ``on_progress``) that drives a progress bar: bytes of the
+    file (``unit="B"``, shown in kB, MB, ...), images or blocks; a pass in other units
+    (a store's blocks checked, then its images) starts a new bar. Silent in pipes and CI."""
+    bar = None
+    kind = None
+
+    def update(done: int, total: int, unit: str) -> None:
+        nonlocal bar, kind
+        if bar is not None and kind != (total, unit):
+            bar.close()
+            bar = None
+        if bar is None:
+            kind = (total, unit)
+            bar = progress(total, desc, unit=unit)
+            if unit == "B":
+                bar.unit_scale, bar.unit_divisor = True, 1024
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @click.command()
@@ -17,10 +47,15 @@ __all__ = ["validate", "info", "convert"]
 @ORDER
 @guarded
 def validate(path, order):
-    """Check every line of a dataset file: exit 0 and a summary, or exit 1 and PATH:LINE:COL."""
+    """Check every line of a dataset file: exit 0 and a summary, or exit 1 and PATH:LINE:COL.
+
+    A row-format file made elsewhere (no qpiset metadata beside it) whose images fit the
+    other pixel order clearly better fails too, naming the --order that reads it."""
     from ..io import validate as check
 
-    click.echo(check(path, order=order).line())
+    with progress_of("validate") as update:
+        summary = check(path, order=order, on_progress=update)
+    click.echo(summary.line())
 
 
 @click.command()
@@ -32,7 +67,8 @@ def info(path, as_json, order):
     """Resolution, field of view, slots, image count and scatterer-count statistics."""
     from ..io import summarize
 
-    s = summarize(path, order=order)
+    with progress_of("info") as update:
+        s = summarize(path, order=order, on_progress=update)
     if as_json:
         click.echo(json.dumps(s.as_dict(), indent=2, sort_keys=True))
         return
@@ -78,5 +114,6 @@ def convert(src, dst, layout, order, overwrite):
     outputs(dst, overwrite=overwrite)
     if overwrite and dst.rstrip("/").endswith(".zarr") and os.path.isdir(dst):
         shutil.rmtree(dst)
-    n = run(src, dst, layout=layout, order=order)
+    with progress_of("convert") as update:
+        n = run(src, dst, layout=layout, order=order, on_progress=update)
     click.echo(f"{dst}: wrote {n} images from {src}")

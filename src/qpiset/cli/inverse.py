@@ -29,8 +29,8 @@ def _operator(ds, physics: bool):
               help="unet: the learned detector (extra 'ml'); hybrid: its scatterers refined "
                    "and model-selected by the physics fit of sparse.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Predictions JSON: {\"method\": M, \"positions\": [[[x, y], ...], ...]} "
-                   "(unet adds \"confidence\", one list per image).")
+              help="Predictions JSON: {\"method\": M, \"images\": [0, 1, ...], \"positions\": "
+                   "[[[x, y], ...], ...]} (one list per image; unet adds \"confidence\").")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
 @WEIGHTS
 @PHYSICS
@@ -38,18 +38,21 @@ def _operator(ds, physics: bool):
 @OVERWRITE
 @guarded
 def detect(path, method, out, limit, weights, physics, order, overwrite):
-    """Find the scatterers in every image of PATH (positions in Å, one list per image row)."""
+    """Find the scatterers in every image of PATH (positions in Å, one list per image row).
+
+    The file is read as the detector goes (bounded memory); with --limit, nothing beyond
+    image N is read."""
     from ..inverse import Detections, make_detector
-    from ..io import predictions_record, read, write_json
+    from ..io import head, open_dataset, predictions_record, write_json
 
     outputs(out, overwrite=overwrite)
-    ds = read(path, order=order)
+    ds = head(open_dataset(path, order=order), limit)
     op = _operator(ds, physics)
     try:
         detector = make_detector(method, weights=weights)
     except ValueError as exc:  # a learned method without torch, or a bad checkpoint
         fail(str(exc))
-    n = ds.n_images if limit is None else min(limit, ds.n_images)
+    n = ds.n_images
     parts = []
     with progress(n, f"detect ({method})") as bar:
         for s in range(0, n, 64):
@@ -57,7 +60,8 @@ def detect(path, method, out, limit, weights, physics, order, overwrite):
             parts.append(detector.detect(images, op))
             bar.update(len(images))
     found = Detections.concat(parts) if parts else Detections([])
-    write_json(out, predictions_record(method, found.positions, found.confidence))
+    write_json(out, predictions_record(method, found.positions, found.confidence,
+                                       images=range(n)))
     click.echo(f"{out}: {int(found.counts.sum())} scatterers in {n} images ({method})")
 
 
@@ -77,19 +81,22 @@ def detect(path, method, out, limit, weights, physics, order, overwrite):
 @OVERWRITE
 @guarded
 def kernel_cmd(path, method, out, n_images, weights, order, overwrite):
-    """Estimate the single-scatterer kernel from the images; compare with the kernel row."""
+    """Estimate the single-scatterer kernel from the images; compare with the kernel row.
+
+    Only the first --images images are read."""
     from ..bench import kernel_nmse
     from ..inverse import make_kernel_estimator
-    from ..io import atomic_output, read
+    from ..io import atomic_output, head, open_dataset
 
     outputs(out, overwrite=overwrite)
-    ds = read(path, order=order)
-    n = min(n_images, ds.n_images)
+    ds = head(open_dataset(path, order=order), n_images)
+    n = ds.n_images
     if n == 0:
         raise FormatError(path, None, None, "no images to estimate a kernel from")
     try:
         estimator = make_kernel_estimator(method, weights=weights)
-        kernel = estimator.estimate(np.asarray(ds.images[:n]), ds.grid, ds.positions[:n])
+        images, positions = np.asarray(ds.images[:n]), ds.positions[:n]
+        kernel = _estimate(estimator, method, images, ds.grid, positions)
     except ValueError as exc:  # a learned method without torch, a bad checkpoint or grid
         fail(str(exc))
     img = kernel.sample(ds.grid)
@@ -97,6 +104,26 @@ def kernel_cmd(path, method, out, n_images, weights, order, overwrite):
         np.save(f, img)
     click.echo(f"{out}: kernel from {n} images ({method}); NMSE against the file's kernel row "
                f"(best scale and sign): {kernel_nmse(img, ds.kernel):.3e}")
+
+
+def _estimate(estimator, method: str, images, grid, positions):
+    """``estimator.estimate(...)`` with a progress bar of its steps when it reports them
+    (``steps(n)`` and ``on_step``: ``blind`` does, one step per trial kernel and per
+    image detected)."""
+    import inspect
+
+    steps = getattr(estimator, "steps", None)
+    try:
+        takes = "on_step" in inspect.signature(estimator.estimate).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a builtin or C method
+        takes = False
+    if steps is None or not takes:
+        return estimator.estimate(images, grid, positions)
+    total = int(steps(len(images)))
+    if total <= 1:  # one step: nothing to show
+        return estimator.estimate(images, grid, positions, on_step=None)
+    with progress(total, f"kernel ({method})", unit="step") as bar:
+        return estimator.estimate(images, grid, positions, on_step=bar.update)
 
 
 def _prediction_name(path, taken) -> str:
@@ -127,16 +154,20 @@ def _prediction_name(path, taken) -> str:
 @guarded
 def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order,
           overwrite):
-    """Run detectors on every image of PATH and score them against the file's positions."""
+    """Run detectors on every image of PATH and score them against the file's positions.
+
+    Predictions files may cover any of the images (qpiset detect --limit N covers the first
+    N): only the images they cover are scored, and the output says so. With --limit,
+    nothing beyond image N is read."""
     from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
+    from ..bench.protocol import coverage_notes
     from ..inverse import DETECTORS, make_detector
-    from ..io import read, read_predictions
+    from ..io import head, load_predictions, open_dataset
 
     if Path(out).suffix.lower() == ".md":
         raise click.BadParameter(f"{out}: the results are JSON and the table is written "
                                  "beside them as .md; name the JSON file", param_hint="--out")
     outputs(out, Path(out).with_suffix(".md"), overwrite=overwrite)
-    ds = read(path, order=order)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names:
         if m not in tuple(DETECTORS) + REFERENCES:
@@ -148,17 +179,25 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, or
                 make_detector(m, weights=weights)
             except ValueError as exc:
                 fail(str(exc))
+    if not names and not prediction_files:
+        raise click.UsageError("nothing to score: give --methods or --predictions")
+    ds = head(open_dataset(path, order=order), limit)
+    n = ds.n_images
     predictions = {}
     for p in prediction_files:
-        predictions[_prediction_name(p, predictions)] = read_predictions(p, ds.n_images)
-    if not names and not predictions:
-        raise click.UsageError("nothing to score: give --methods or --predictions")
-    n = ds.n_images if limit is None else min(limit, ds.n_images)
+        pred = load_predictions(p)
+        if limit is None and pred.images and max(pred.images) >= n:
+            raise FormatError(p, None, None, f"image {max(pred.images)} is not in {path} "
+                                             f"({n} images, 0..{n - 1})")
+        predictions[_prediction_name(p, predictions)] = pred
     kernel = recorded_model(ds, required=True) if physics else None
-    with progress(n * (len(names) + len(predictions)), "bench") as bar:
+    covered = sum(sum(1 for i in p.images if i < n) for p in predictions.values())
+    with progress(n * len(names) + covered, "bench") as bar:
         results = run_benchmark(ds, names, tol=tol, kernel=kernel, predictions=predictions,
-                                limit=limit, on_image=bar.update, weights=weights)
+                                limit=None, on_image=bar.update, weights=weights)
     results["config"]["path"] = str(path)
     md = save_results(out, results)
     click.echo(markdown_table(results), nl=False)
+    for line in coverage_notes(results):
+        click.echo(f"note: {line}", err=True)
     click.echo(f"{out}: results; {md}: table")

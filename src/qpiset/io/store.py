@@ -176,14 +176,16 @@ def _read(group, name: str, sel=slice(None)) -> np.ndarray:
             from None
 
 
-def pending_blocks(group, verify: bool = True) -> list[int]:
+def pending_blocks(group, verify: bool = True, on_block=None) -> list[int]:
     """Blocks still to write: not marked done, or (``verify``) whose data no longer match
-    their hash."""
+    their hash. ``on_block(b)`` after each block is looked at."""
     done = np.asarray(group["block_done"][:])
     hashes = np.asarray(group["block_hash"][:])
     block = int(group.attrs["block"])
     todo = []
     for b in range(len(done)):
+        if on_block is not None and b:
+            on_block(b)
         if not done[b]:
             todo.append(b)
         elif verify:
@@ -281,9 +283,11 @@ def stream_store(path, chunk_rows: int = 256) -> Iterator[Dataset]:
             ds.max_scatterers, ds.strengths[s:stop], dict(ds.meta, first_image=s))
 
 
-def check_store(path) -> None:
+def check_store(path, on_progress=None) -> None:
     """Integrity of a store: attributes, shapes, every block written and matching its hash,
-    sentinel pairs, counts equal to the used slots. Raises FormatError naming what is wrong."""
+    sentinel pairs, counts equal to the used slots. Raises FormatError naming what is wrong.
+    ``on_progress(done, total, "block")``: two passes over the blocks (hashes, then
+    contents)."""
     group = open_store(path, mode="r")
     where = os.fspath(path)
     try:
@@ -297,7 +301,10 @@ def check_store(path) -> None:
         if name not in group or tuple(group[name].shape) != shape:
             got = tuple(group[name].shape) if name in group else "missing"
             raise FormatError(f"{where}/{name}", None, None, f"shape {got}, expected {shape}")
-    bad = pending_blocks(group, verify=True)
+    nblocks = max(1, -(-n // block))
+    report = on_progress or (lambda done, total, unit: None)
+    bad = pending_blocks(group, verify=True, on_block=lambda b: report(b, 2 * nblocks, "block"))
+    report(nblocks, 2 * nblocks, "block")
     if bad:
         raise FormatError(where, None, None, f"blocks {bad[:5]}{'...' if len(bad) > 5 else ''} "
                                              "missing or not matching their hash")
@@ -314,3 +321,4 @@ def check_store(path) -> None:
                                                              "its positions")
         if not np.all(np.isfinite(_read(group, "images", slice(s, s + block)))):
             raise FormatError(f"{where}/images", None, None, "non-finite pixels")
+        report(nblocks + s // block + 1, 2 * nblocks, "block")

@@ -39,22 +39,24 @@ class Summary:
         return dict(self.__dict__)
 
 
-def summarize(path, order: str = "F") -> Summary:
+def summarize(path, order: str = "F", *, order_check: str = "warn",
+              on_progress=None) -> Summary:
     """Validate a whole file (streaming) and gather its statistics.
 
-    Raises :class:`~qpiset.core.FormatError` at the first problem.
+    Raises :class:`~qpiset.core.FormatError` at the first problem. ``order_check`` and
+    ``on_progress(done, total, unit)`` as for :func:`~qpiset.io.stream`.
     """
     path = os.fspath(path)
     if file_format(path) == "zarr":
         from .store import check_store
 
-        check_store(path)
+        check_store(path, on_progress=on_progress)
     counts: list[np.ndarray] = []
     n = 0
     total = total2 = 0.0
     lo, hi = np.inf, -np.inf
     first = None
-    for part in stream(path, order=order):
+    for part in stream(path, order=order, order_check=order_check, on_progress=on_progress):
         first = first or part
         counts.append(part.counts)
         if part.n_images:
@@ -79,7 +81,9 @@ def summarize(path, order: str = "F") -> Summary:
                    intensity, first.meta.get("layout"), meta)
 
 
-def validate(path, order: str = "F") -> Summary:
+def validate(path, order: str = "F", *, on_progress=None) -> Summary:
     """Check every line of a file; return its :class:`Summary` or raise
-    :class:`~qpiset.core.FormatError`."""
-    return summarize(path, order=order)
+    :class:`~qpiset.core.FormatError`. A row-format file without qpiset's metadata whose
+    images fit the other pixel order clearly better than ``order`` fails, naming the fix.
+    """
+    return summarize(path, order=order, order_check="error", on_progress=on_progress)

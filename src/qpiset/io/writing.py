@@ -13,7 +13,7 @@ from ..core.errors import FormatError
 from .atomic import atomic_output
 from .formats import PRIVATE_META, file_format, write_sidecar
 from .npz import write_npz
-from .rows import write_rows
+from .rows import check_kernel_row, write_rows
 
 __all__ = ["write", "write_stream", "write_store"]
 
@@ -28,6 +28,7 @@ def write(path, ds: Dataset, layout: str = "padded") -> None:
     The metadata ``ds.meta`` goes to a sidecar ``<name>.json``.
     """
     path = os.fspath(path)
+    _check_kernel(path, ds.kernel)
     kind = file_format(path)
     if kind == "zarr":
         write_store(path, ds.grid, ds.kernel, ds.max_scatterers, ds.n_images,
@@ -40,9 +41,17 @@ def write(path, ds: Dataset, layout: str = "padded") -> None:
                  [(ds.images, ds.positions)], ds.meta, layout=layout)
 
 
+def _check_kernel(path, kernel) -> None:
+    """Refuse, before writing, a kernel the reader would refuse (all zeros, constant, or
+    too large or small to square): a file qpiset writes is a file qpiset reads."""
+    check_kernel_row(os.fspath(path), kernel, line=None, what="the kernel to write")
+
+
 def write_stream(path, grid, kernel, max_scatterers, chunks, meta=None, layout="padded") -> int:
     """Write the row format from an iterable of ``(images, positions)`` chunks; atomic.
-    Returns the number of images."""
+    Returns the number of images. A kernel the reader would refuse (all zeros, constant,
+    too large or small to square) is refused here, before anything is written."""
+    _check_kernel(path, kernel)
     with atomic_output(path) as f:
         n = write_rows(f, grid, kernel, max_scatterers, chunks, layout=layout)
     write_sidecar(path, meta, n)
@@ -54,6 +63,7 @@ def write_store(path, grid, kernel, max_scatterers, n, chunks, meta=None, block=
     size, re-blocked into the store's blocks (bounded memory); returns the image count."""
     from .store import create_store, write_block
 
+    _check_kernel(path, kernel)
     meta = {k: v for k, v in (meta or {}).items() if k not in PRIVATE_META}
     group = create_store(path, grid, kernel, n, max_scatterers, meta, block=block, resume=False)
     images = np.empty((0, grid.resolution, grid.resolution))

@@ -20,6 +20,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..bench import BANDS, band_name
+from ..core.dataset import Dataset
+from ..io import head
+from ..io.store import StoreDataset
 from .figures import (figure_show, image_panel, kernel_panel, power_spectrum, profile_panel,
                       qspace_panel, ring_of)
 
@@ -157,7 +160,7 @@ def _thumb(ds, i: int, predictions=None, tol: float = 1.5, title: str | None = N
     ax = fig.subplots()
     image_panel(ax, ds.images[i], ds.grid, truth=ds.positions[i], predictions=predictions,
                 tol=tol, title=title or f"image {i}: {len(ds.positions[i])} scatterers",
-                colorbar=False, legend=predictions is not None)
+                colorbar="compact", legend=predictions is not None)
     return fig
 
 
@@ -188,7 +191,7 @@ def _bench_section(ds, results: dict) -> list[str]:
         f1 = [2 * r["tp"] / max(r["n_true"] + r["n_pred"], 1) for r in crowded]
         r = crowded[int(np.argsort(f1)[len(f1) // 2])]
         fig = _thumb(ds, r["image"], np.asarray(r["positions"], float).reshape(-1, 2), tol,
-                     title=f"{name}: image {r['image']} ({r['n_true']} true, {r['n_pred']} found)")
+                     title=f"{name}: image {r['image']} ({r['n_true']} true, {r['n_pred']} detections)")
         examples.append(_img(fig, f"{name} example", f"{name}: the median-F1 image of band "
                                                      f"{band_name(lo, hi)} (or of all)"))
     if examples:
@@ -211,6 +214,8 @@ def build_report(ds, *, label: str = "dataset", results: dict | None = None,
     Parameters
     ----------
     ds : Dataset
+        In memory, or opened lazily (:func:`qpiset.io.open_dataset`): then only its first
+        :data:`REPORT_IMAGES` images are read.
     label : str
         How to name the data (usually its path).
     results : dict, optional
@@ -221,12 +226,15 @@ def build_report(ds, *, label: str = "dataset", results: dict | None = None,
         Number of images in the gallery (spread evenly over the file).
     """
     note = ""
-    if not isinstance(ds.images, np.ndarray):  # a lazy store: look at its first images
-        total = ds.n_images
+    if not isinstance(ds, Dataset):  # opened lazily: look at its first images only
+        # counting reads no further than one image past what the report loads
+        more = head(ds, REPORT_IMAGES + 1).n_images > REPORT_IMAGES
+        total = ds.n_images if more and isinstance(ds, StoreDataset) else None  # cheap there
         ds = ds.load(REPORT_IMAGES)
-        if ds.n_images < total:
+        if more:
+            of = f"of {total} images" if total is not None else "images; the file has more"
             note = (f'<p class="muted">Statistics and figures from the first {ds.n_images} '
-                    f"of {total} images.</p>")
+                    f"{of}.</p>")
     parts = [f"<h1>QPI dataset report: {html.escape(label)}</h1>",
              "<h2>Summary</h2>", note, _summary(ds, label),
              _img(_histograms(ds), "counts and intensity histograms"),
@@ -240,13 +248,13 @@ def build_report(ds, *, label: str = "dataset", results: dict | None = None,
                   '<div class="gallery">' + "".join(_img(_thumb(ds, int(i)), f"image {i}")
                                                     for i in idx) + "</div>"]
         ring = ring_of(kernel_model, ds.kernel, ds.grid)
-        caption = "Mean |FT|² of the images (mean removed per image)"
+        caption = "Mean |FT|² of the images (Hann-windowed, mean removed per image)"
         if ring is not None:
             caption += (f": Friedel oscillations put a ring at q = 2k_F; dashed: {ring[1]} = "
                         f"{ring[0]:.3f} Å⁻¹ (period π/k_F = {2 * np.pi / ring[0]:.2f} Å).")
         parts += ["<h2>q-space</h2>",
                   _img(_spectrum_figure(ds, kernel_model), "mean power spectrum", caption),
-                  _img(figure_show(ds, int(idx[0]), kernel_model=kernel_model),
+                  _img(figure_show(ds, int(idx[0]), kernel_model=kernel_model, kernel=False),
                        f"image {idx[0]} in detail")]
     if results:
         parts += ["<h2>Benchmark</h2>", *_bench_section(ds, results)]

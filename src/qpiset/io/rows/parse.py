@@ -37,7 +37,7 @@ from ...core.grid import Grid
 from .source import GZIP_MAGIC, RowSource
 
 __all__ = ["Header", "RowChunk", "open_rows", "file_header", "read_header", "read_all_fast",
-           "parse_line",
+           "parse_line", "check_kernel_row", "block_values",
            "parse_row_exact", "fields_of", "check_values", "images_from_rows",
            "rows_from_images"]
 
@@ -69,6 +69,8 @@ class RowChunk:
     first_line: int
     pixels: np.ndarray
     coords: np.ndarray
+    #: how far into the file (bytes on disk: compressed for gzip) the reader had come
+    position: int = 0
 
 
 def _sniff_delimiter(line: bytes) -> bytes | None:
@@ -315,7 +317,36 @@ def read_header(path: str, src: RowSource) -> Header:
     layout = "padded" if n1 == width and n2 == width else "ragged"
     header = Header(path, grid, slots, delimiter, values[0, : res * res].copy(), layout)
     check_values(header, 3, values, kernel=True)
+    check_kernel_row(path, header.kernel_pixels)
     return header
+
+
+def check_kernel_row(path: str, pixels: np.ndarray, line: int | None = 3,
+                     what: str = "kernel row (line 3)") -> None:
+    """A usable kernel: not all zeros, not constant, and its values (finite, as
+    :func:`check_values` made sure) still finite when scaled to their peak and squared
+    (every use of a kernel normalises or fits it). Raises a one-line FormatError naming
+    ``path`` and ``line``."""
+    k = np.asarray(pixels, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(k)):
+        raise FormatError(path, line, None, f"{what} has values that are not finite")
+    peak = float(np.max(np.abs(k))) if k.size else 0.0
+    if peak == 0.0:
+        raise FormatError(path, line, None, f"{what} is all zeros: no kernel to use")
+    if float(k.max()) == float(k.min()):
+        raise FormatError(path, line, None, f"{what} is constant (every pixel {k[0]!r}): "
+                                            "no kernel to use")
+    with np.errstate(all="ignore"):
+        scaled = k / peak
+        centred = k - k.mean()
+        energy = float(np.sum(centred * centred))
+        ok = (np.all(np.isfinite(scaled)) and np.isfinite(energy) and energy > 0.0
+              and np.isfinite(float(np.sum(k * k))))
+    if not ok:
+        size = "large" if peak > 1.0 else "small"
+        raise FormatError(path, line, None,
+                          f"{what} values are too {size} to use (largest |value| {peak:.3g}): "
+                          "scaled or squared they are not finite numbers")
 
 
 def _iter_chunks(header: Header, src: RowSource, chunk_rows: int, block_bytes: int):
@@ -348,15 +379,22 @@ def _iter_chunks(header: Header, src: RowSource, chunk_rows: int, block_bytes: i
                 count += len(values)
                 while count >= chunk_rows:  # hand out exactly chunk_rows rows at a time
                     values = np.concatenate(held) if len(held) > 1 else held[0]
-                    yield RowChunk(held_first, values[:chunk_rows, :r2], values[:chunk_rows, r2:])
+                    yield RowChunk(held_first, values[:chunk_rows, :r2], values[:chunk_rows, r2:],
+                                   src.position())
                     held, count = [values[chunk_rows:]], count - chunk_rows
                     held_first += chunk_rows
             first += nlines
         if count:
             values = np.concatenate(held) if len(held) > 1 else held[0]
-            yield RowChunk(held_first, values[:, :r2], values[:, r2:])
+            yield RowChunk(held_first, values[:, :r2], values[:, r2:], src.position())
     finally:
         src.close()
+
+
+def block_values(header: Header, first: int, block: bytes) -> np.ndarray:
+    """Lines ``first, first + 1, ...`` (``block``: their text joined by newlines, no final
+    newline) as ``(n, width)`` values, parsed (not yet checked: :func:`check_values`)."""
+    return _block_values(header, first, block)
 
 
 def _block_values(header: Header, first: int, block: bytes) -> np.ndarray:

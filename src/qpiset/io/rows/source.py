@@ -42,6 +42,14 @@ class RowSource:
         self.f = open_binary(path)
         self.lineno = 0  # lines handed out so far
 
+    def position(self) -> int:
+        """Bytes of the file on disk read so far (compressed bytes for gzip)."""
+        raw = getattr(self.f, "fileobj", None) or self.f
+        try:
+            return int(raw.tell())
+        except (OSError, ValueError):
+            return 0
+
     def close(self) -> None:
         inner = getattr(self.f, "fileobj", None)
         self.f.close()
