@@ -207,3 +207,17 @@ def test_former_names_on_the_command_line(tmp_path, run):
     run("generate", c, "--n", 1, "--resolution", 16, "--fov", 20, "--kernel", "lattice",
         "--set", "reach=30", "--eta", 0.05, "--energy", 0.1, "--set", "mu=-1")
     assert qpiset.read(c).meta["kernel"]["eta"] == 0.05
+
+
+def test_help_reads_as_a_physicist_writes(run):
+    """Issue 13, item 14: help in the names and numbers a user types."""
+    info = run("info", "--help").output
+    assert "[F|C|auto]" in info and "[f|c|auto]" not in info
+    gen = " ".join(run("generate", "--help").output.split())
+    assert "1.5707963267948966" not in gen and "π/2" in gen
+    start = gen.index("--min-scatterers")
+    assert len(gen[start:gen.index("--", start + 2)].split()) > 3  # has help text, not bare
+    res = run("bench", "x.csv", "--methods", "nonsense", "--out", "r.json", code=2)
+    assert "unknown method 'nonsense'" in res.output and "matched, sparse" in res.output
+    res = run("detect", "x.csv", "--method", "nonsense", "--out", "r.json", code=2)
+    assert "matched" in res.output and "sparse" in res.output

@@ -133,7 +133,7 @@ def outputs(*paths, overwrite: bool = False) -> None:
 
 
 ORDER = click.option("--order", type=click.Choice(["F", "C", "auto"], case_sensitive=False),
-                     default="F", show_default=True,
+                     default="F", show_default=True, metavar="[F|C|auto]",
                      help="Pixel order of the row format: F = column-major (published), "
                           "C = x fastest, auto = decide from the data.")
 

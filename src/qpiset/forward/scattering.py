@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from .operator import Forward
 
 __all__ = ["SCATTERING", "image_renderer", "check_scattering"]
@@ -34,8 +36,30 @@ def check_scattering(kernel, scattering: str) -> None:
 
 def image_renderer(op: Forward, scattering: str = "born",
                    threads: int | None = None) -> Callable:
-    """``f(positions, strengths) -> images (N, R, R)`` for the chosen scattering theory."""
+    """``f(positions, strengths, on_images=None) -> images (N, R, R)`` for the chosen
+    scattering theory.
+
+    ``on_images(k)`` is called as images are done: once for a Born batch (milliseconds per
+    image), after every image for ``"full"`` (seconds per image), so a progress bar moves.
+    """
     check_scattering(op.kernel, scattering)
     if scattering == "born":
-        return lambda pos, amp: op.render_batch(pos, amp, threads=threads)
-    return op.kernel.multiple_scattering(op.grid)
+        def born(positions, strengths, on_images=None):
+            images = op.render_batch(positions, strengths, threads=threads)
+            if on_images:
+                on_images(len(images))
+            return images
+
+        return born
+    full = op.kernel.multiple_scattering(op.grid)
+    r = op.grid.resolution
+
+    def one_by_one(positions, strengths, on_images=None):
+        images = np.empty((len(positions), r, r))
+        for i, (p, a) in enumerate(zip(positions, strengths)):
+            images[i] = np.asarray(full([p], [a])).reshape(r, r)
+            if on_images:
+                on_images(1)
+        return images
+
+    return one_by_one

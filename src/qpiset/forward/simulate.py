@@ -7,7 +7,7 @@ multiple-scattering path, :mod:`.scattering`), plus optional noise and instrumen
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -64,13 +64,16 @@ def with_default_placement(recipe: Recipe, grid: Grid) -> Recipe:
 
 
 def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None = None,
-                    blocks: Sequence[int] | None = None, op: Forward | None = None
+                    blocks: Sequence[int] | None = None, op: Forward | None = None,
+                    on_images: Callable[[int], object] | None = None
                     ) -> Iterator[tuple[int, np.ndarray, list[np.ndarray], list[np.ndarray]]]:
     """Yield ``(start, images, positions, strengths)`` for consecutive blocks of images.
 
     Each block is independent (its own seed, :mod:`.seeding`), so blocks can be made in
     any order or on any worker; ``blocks`` selects which block numbers to make (default:
     all, in order). ``op`` reuses a forward operator of ``kernel`` on ``grid``.
+    ``on_images(k)`` is called as ``k`` more images are rendered: per block for Born
+    scattering, per image for ``"full"`` (a progress bar that moves every few seconds).
 
     Examples
     --------
@@ -89,14 +92,15 @@ def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None =
         start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
         rng, noise_seed = block_generators(recipe.seed, b)
         positions, strengths = draw_scatterers(rng, stop - start, recipe, half, kernel.lattice)
-        images = render_images(positions, strengths)
+        images = render_images(positions, strengths, on_images)
         if noise is not None:
             images = noise(images, np.random.default_rng(noise_seed), grid=grid)
         yield start, images, positions, strengths
 
 
 def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
-             threads: int | None = None, **fields) -> Dataset:
+             threads: int | None = None, on_images: Callable[[int], object] | None = None,
+             **fields) -> Dataset:
     """Simulate a dataset: ``n`` images with uniform scatterer counts and positions.
 
     Parameters
@@ -110,6 +114,8 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
         number is the number of images.
     threads : int, optional
         Threads for rendering; the result does not depend on it.
+    on_images : callable, optional
+        ``on_images(k)`` as ``k`` more images are rendered (a progress bar).
     **fields
         Recipe fields to change: ``n``, ``seed``, ``min_scatterers``, ``max_scatterers``,
         ``strength``, ``noise`` (a model, or a number: white noise of that fraction of
@@ -129,7 +135,8 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
     images = np.empty((recipe.n, grid.resolution, grid.resolution))
     positions: list[np.ndarray] = []
     strengths: list[np.ndarray] = []
-    for start, imgs, pos, amp in simulate_blocks(kernel, grid, recipe, threads=threads, op=op):
+    for start, imgs, pos, amp in simulate_blocks(kernel, grid, recipe, threads=threads, op=op,
+                                                      on_images=on_images):
         images[start:start + len(imgs)] = imgs
         positions.extend(pos)
         strengths.extend(amp)

@@ -36,22 +36,25 @@ def _kernel(params_json: str):
     return make_kernel(**json.loads(params_json))
 
 
-def make_block(kernel_params: dict, grid: tuple, recipe: dict, b: int, kernel=None):
+def make_block(kernel_params: dict, grid: tuple, recipe: dict, b: int, kernel=None,
+               on_images: Callable[[int], object] | None = None):
     """One block: ``(b, images, positions, strengths)``. On a worker everything comes in as
     plain data (the kernel as its recorded parameters, the recipe as
     :meth:`~qpiset.core.Recipe.to_dict`); in-process callers may pass the ``kernel``
-    object itself."""
+    object itself, and ``on_images(k)`` to hear of each image done (progress)."""
     if kernel is None:
         kernel = _kernel(json.dumps(kernel_params, sort_keys=True))
     for _, images, positions, strengths in simulate_blocks(
-            kernel, Grid(*grid), Recipe(**recipe), blocks=[b], threads=1):
+            kernel, Grid(*grid), Recipe(**recipe), blocks=[b], threads=1,
+            on_images=on_images):
         return b, images, positions, strengths
     raise ValueError(f"block {b} is empty")  # pragma: no cover - n > 0 has every block
 
 
 def _write_block_task(path: str, kernel_params: dict, grid: tuple, recipe: dict, b: int,
-                      kernel=None) -> int:
-    _, images, positions, strengths = make_block(kernel_params, grid, recipe, b, kernel)
+                      kernel=None, on_images: Callable[[int], object] | None = None) -> int:
+    _, images, positions, strengths = make_block(kernel_params, grid, recipe, b, kernel,
+                                                 on_images)
     write_block(open_store(path), b, images, positions, strengths)
     return len(images)
 
@@ -83,10 +86,7 @@ def generate_store(path, kernel, grid: Grid, recipe: Recipe, *, workers: int | N
         return 0
     if not scheduler and (workers or 1) <= 1:  # in this process
         for b in todo:
-            k = _write_block_task(str(path), *args, b, kernel)
-            made += k
-            if on_block:
-                on_block(k)
+            made += _write_block_task(str(path), *args, b, kernel, on_block)
         return made
     from dask.distributed import as_completed
 

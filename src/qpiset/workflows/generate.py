@@ -26,7 +26,8 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
     ``scheduler`` is given, and resumed if it holds the same, unfinished run
     (:mod:`qpiset.workflows.distributed`). With a ``scheduler`` the row format's blocks are
     made on the cluster too and written in order by this process. ``on_block(k)`` is
-    called as each block of ``k`` images is done (a progress bar).
+    called as ``k`` more images are done (a progress bar): per block for Born scattering
+    and on a cluster, per image for ``scattering="full"`` in this process.
     """
     recipe = with_default_placement(recipe, grid)
     placement_half_width(recipe, grid)  # refuse a window the file cannot hold, before work
@@ -38,9 +39,7 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
                        on_block=on_block)
         return
     if kind == "npz":
-        ds = simulate(kernel, grid, recipe, threads=threads)
-        if on_block:
-            on_block(recipe.n)
+        ds = simulate(kernel, grid, recipe, threads=threads, on_images=on_block)
         write(path, ds)
         return
     op = Forward(kernel, grid)
@@ -56,10 +55,8 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
                     on_block(len(images))
             return
         for _, images, positions, _ in simulate_blocks(kernel, grid, recipe, threads=threads,
-                                                       op=op):
+                                                       op=op, on_images=on_block):
             yield images, positions
-            if on_block:
-                on_block(len(images))
 
     write_stream(path, grid, row, recipe.max_scatterers, chunks(), recipe.meta(kernel.params()),
                  layout=layout)
