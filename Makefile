@@ -3,17 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# torch for the 'ml' extra: an exact pin takes the CPU build on disk here (a looser spec
-# pulls a multi-GB CUDA build); elsewhere `make TORCH=torch` or any torch>=2.2 will do
+# torch for the 'ml' extra: the version the tests run with, pinned exactly so pip takes a
+# CPU-only wheel of it where one is offered (a looser spec may pull a multi-GB CUDA build);
+# `make TORCH="torch>=2.2"` lets pip choose, `make TORCH=torch` keeps one already in .venv
 TORCH  ?= torch==2.13.0
 
 .PHONY: demo test test-fast bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	@echo "== installing into $(VENV): pip, then $(TORCH) (a minute from a downloaded wheel, minutes to download), then qpiset and its extras"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --progress-bar on "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test,bench,ml]"
+	@echo "== installed"
 	touch $(STAMP)
 
 venv: $(STAMP)

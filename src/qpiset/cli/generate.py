@@ -305,7 +305,8 @@ def generate_family(outdir, n_kernels, n, seed, resolution, fov, min_scatterers,
                         naming=naming)
     except ValueError as exc:
         raise click.UsageError(str(exc))
-    click.echo(f"{outdir}: {n_kernels} kernels x {n} images; index.json "
+    kernels = "1 kernel" if n_kernels == 1 else f"{n_kernels} kernels"
+    click.echo(f"{outdir}: {kernels} x {n} images; index.json "
                f"({len(index['split']['train'])} train, {len(index['split']['test'])} test)")
 
 
