@@ -85,8 +85,13 @@ def generate_store(path, kernel, grid: Grid, recipe: Recipe, *, workers: int | N
     if not todo:
         return 0
     if not scheduler and (workers or 1) <= 1:  # in this process
+        per_image = recipe.scattering == "full"  # seconds an image: report each one
         for b in todo:
-            made += _write_block_task(str(path), *args, b, kernel, on_block)
+            k = _write_block_task(str(path), *args, b, kernel,
+                                  on_block if per_image else None)
+            made += k
+            if on_block and not per_image:  # a block written and marked done
+                on_block(k)
         return made
     from dask.distributed import as_completed
 

@@ -26,8 +26,9 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
     ``scheduler`` is given, and resumed if it holds the same, unfinished run
     (:mod:`qpiset.workflows.distributed`). With a ``scheduler`` the row format's blocks are
     made on the cluster too and written in order by this process. ``on_block(k)`` is
-    called as ``k`` more images are done (a progress bar): per block for Born scattering
-    and on a cluster, per image for ``scattering="full"`` in this process.
+    called as ``k`` more images are done (a progress bar): as each block is written for
+    Born scattering and on a cluster, as each image is rendered for ``scattering="full"``
+    in this process (seconds an image).
     """
     recipe = with_default_placement(recipe, grid)
     placement_half_width(recipe, grid)  # refuse a window the file cannot hold, before work
@@ -54,9 +55,13 @@ def generate_file(path, kernel, grid: Grid, recipe: Recipe, *, threads: int | No
                 if on_block:
                     on_block(len(images))
             return
-        for _, images, positions, _ in simulate_blocks(kernel, grid, recipe, threads=threads,
-                                                       op=op, on_images=on_block):
+        per_image = recipe.scattering == "full"  # seconds an image: report each one
+        for _, images, positions, _ in simulate_blocks(
+                kernel, grid, recipe, threads=threads, op=op,
+                on_images=on_block if per_image else None):
             yield images, positions
+            if on_block and not per_image:  # a block written
+                on_block(len(images))
 
     write_stream(path, grid, row, recipe.max_scatterers, chunks(), recipe.meta(kernel.params()),
                  layout=layout)
