@@ -86,7 +86,10 @@ def kernel_extraction(args) -> dict:
     per = {"vae": [], "direct": []}
     files = {"vae": [], "direct": []}
     for j, i in enumerate(test):
-        ds = simulate(make_kernel(**family[i]), grid, n=args.kernel_images, seed=args.seed + j,
+        params = family[i]
+        if params["model"] in ("lattice", "bdg"):  # as the bank had them (older records: site)
+            params = {**params, "projection": record.get("projection", "site")}
+        ds = simulate(make_kernel(**params), grid, n=args.kernel_images, seed=args.seed + j,
                       noise=0.1)
         for method in per:
             per[method] += [kernel_nmse(extractor(img[None], method), ds.kernel)

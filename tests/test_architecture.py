@@ -101,7 +101,8 @@ def _files_containing(text):
 
 
 @pytest.mark.parametrize("what, text, home", [
-    ("compiled render loops", "@numba.njit", ["forward/backends.py", "physics/multiple.py"]),
+    ("compiled render loops", "@numba.njit", ["forward/backends.py", "physics/continuum_loops.py",
+                                              "physics/multiple.py"]),
     ("atomic writer", "os.replace(", ["io/atomic.py"]),
     ("strength fit", "np.column_stack([np.ones", ["forward/operator.py"]),
     ("row parser", "pl.read_csv(", ["io/rows/parse.py"]),

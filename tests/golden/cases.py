@@ -54,8 +54,11 @@ case("friedel_full", ("slow",), [["generate", "f.csv", "--n", "3", "--seed", "1"
 for _name, _spec in NOISES.items():
     case(f"noise_{_name}", (), [["generate", "n.csv", "--n", "6", "--seed", "13", *SMALL,
                                  "--noise", _spec]], [("rows", "n.csv")])
+# the lattice and bdg cases keep the site projection they were recorded with (issue 14 made
+# the continuum LDOS the default; tests/physics/test_continuum.py holds that one)
+SITE = ["--set", "projection=site"]
 _SQUARE = ["--kernel", "lattice", "--set", "structure=square", "--set", "tp=-0.2", "--set",
-           "mu=-1.0", "--set", "reach=60", "--energy", "0.1"]
+           "mu=-1.0", "--set", "reach=60", "--energy", "0.1", *SITE]
 case("lattice_square", ("slow",), [["generate", "l.csv", "--n", "4", "--seed", "6", *SMALL,
                                     *_SQUARE]], [("rows", "l.csv")])
 case("lattice_square_full", ("slow",), [["generate", "l.npz", "--n", "3", "--seed", "6", *SMALL,
@@ -64,8 +67,8 @@ case("lattice_square_full", ("slow",), [["generate", "l.npz", "--n", "3", "--see
 case("lattice_honeycomb", ("slow",), [["generate", "h.csv", "--n", "3", "--seed", "8", *SMALL,
                                        "--kernel", "lattice", "--set", "structure=honeycomb",
                                        "--set", "reach=60", "--energy", "0.6", "--set",
-                                       "eta=0.05"]], [("rows", "h.csv")])
-_BDG = ["--kernel", "bdg", "--set", "reach=50"]
+                                       "eta=0.05", *SITE]], [("rows", "h.csv")])
+_BDG = ["--kernel", "bdg", "--set", "reach=50", *SITE]
 case("bdg_d", ("slow",), [["generate", "b.csv", "--n", "4", "--seed", "9", *SMALL, *_BDG]],
      [("rows", "b.csv")])
 case("bdg_d_full", ("slow",), [["generate", "b.npz", "--n", "2", "--seed", "9", *SMALL, *_BDG,

@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+from scipy import special
 import pytest
 from scipy.optimize import brentq
 
@@ -132,7 +133,15 @@ def test_square_lattice_near_band_bottom_is_the_2d_electron_gas():
     # same normalisation: rho0 = m*/2 pi hbar² per area (a step at the band bottom,
     # Lorentzian-broadened by eta), and the same amplitude
     step = 0.5 + math.atan(eps / eta) / math.pi
-    assert lattice.rho0 == pytest.approx(step / (4 * math.pi * t * a * a), rel=0.02)
+    site = LatticeKernel("square", energy, t=t, mu=0.0, a=a, eta=eta, potential=v,
+                         orbital_sigma=0.8, reach=150.0, projection="site")
+    assert site.rho0 == pytest.approx(step / (4 * math.pi * t * a * a), rel=0.02)
+    # the continuum counts each orbital's overlap with its neighbours: in the gas
+    # -(1/pi) Im G(d) = rho0 J0(k d), so rho0 gains sum_d S(d) J0(k_F d)
+    n = np.arange(-6, 7)
+    d = a * np.hypot(*np.meshgrid(n, n))
+    gain = np.sum(np.exp(-d ** 2 / (8 * 0.8 ** 2)) * special.j0(k_axis * d))
+    assert lattice.rho0 == pytest.approx(site.rho0 * gain, rel=0.02)
     scale = np.dot(profile, reference) / np.dot(reference, reference)
     assert scale == pytest.approx(1.0, rel=0.1)
     assert np.corrcoef(profile, reference)[0, 1] > 0.98
@@ -287,7 +296,11 @@ def test_hopping_file_that_is_not_json(tmp_path):
     (dict(structure="file"), "needs hopping_file"),
     (dict(structure="square", hopping_file="x.json"), "only used with"),
     (dict(impurity_orbital=1), "impurity_orbital"),
-    (dict(reach=100.0, kgrid=64), "kgrid must be an integer >= 84"),
+    (dict(reach=100.0, kgrid=64), "kgrid must be an integer >= 86"),  # reach + 8 sigma
+    (dict(reach=100.0, kgrid=64, projection="site"), "kgrid must be an integer >= 84"),
+    (dict(projection="sites"), "unknown projection"),
+    (dict(orbital="p"), "unknown orbital"),
+    (dict(orbital="image"), "needs orbital_file"),
 ])
 def test_invalid_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -308,7 +321,7 @@ def test_automatic_k_grid_suppresses_the_periodic_images():
     scale = np.abs(reference[far]).max()
     assert np.abs(values - reference)[far].max() < 0.01 * scale
     # the bare requirement N a > 2 reach is not enough at this broadening
-    bare = sites(kgrid=math.floor(2 * (60.0 + 4.0) / A) + 1)
+    bare = sites(kgrid=math.floor(2 * (60.0 + auto.orbital_model.cutoff) / A) + 1)
     assert np.abs(bare - reference)[far].max() > 0.1 * scale
 
 
@@ -331,6 +344,9 @@ def test_interface_params_azimuthal_average_and_lattice():
     assert np.allclose(kernel.azimuthal_average(np.zeros(2)), kernel.evaluate(0.0, 0.0),
                        rtol=1e-12)
     assert kernel.azimuthal_average(np.zeros((2, 3))).shape == (2, 3)
-    # orbitals are kept out to reach + 5 widths: the pattern is zero 5 widths farther out
-    assert kernel.evaluate(0.0, 20.0 + 10 * 0.8 + 0.5) == 0.0
+    # orbitals are kept out to reach + their cutoff: the pattern is zero one
+    # cutoff farther out (8 widths)
+    cut = kernel.orbital_model.cutoff
+    assert cut == 8 * 0.8
+    assert kernel.evaluate(0.0, 20.0 + 2 * cut + 0.5) == 0.0
     assert kernel.evaluate(0.0, 20.0 + 5 * 0.8) != 0.0

@@ -184,7 +184,8 @@ def test_shiba_bound_state_energy_follows_the_ysr_formula():
 @pytest.mark.parametrize("scatterer", ["potential", "magnetic"])
 def test_normal_state_limit_is_the_one_band_t_matrix(pairing, scatterer):
     p = dict(energy=0.03, t=0.15, t_prime=-0.045, mu=-0.15, eta=0.004, kgrid=64, reach=100.0)
-    K = BdGKernel(pairing=pairing, delta0=0.0, scatterer=scatterer, potential=0.4, **p)
+    K = BdGKernel(pairing=pairing, delta0=0.0, scatterer=scatterer, potential=0.4,
+                  projection="site", **p)
     theta = 2 * np.pi * np.arange(p["kgrid"]) / p["kgrid"]
     xi = band(theta[:, None], theta[None, :], p["t"], p["t_prime"], p["mu"])
     g = greens_function(xi[..., None, None], p["energy"], p["eta"])
@@ -226,7 +227,7 @@ def test_dwave_pattern_mirror_symmetries(scatterer):
 
 # -- continuous coordinates, normalisation, bookkeeping ------------------------------------------
 def test_evaluate_is_the_gaussian_orbital_sum_and_its_azimuthal_average():
-    K = BdGKernel(0.02, eta=0.004, kgrid=40, reach=30.0, orbital_sigma=1.2)
+    K = BdGKernel(0.02, eta=0.004, kgrid=40, reach=30.0, orbital_sigma=1.2, projection="site")
     pos, v = K.site_positions(), K.site_values()
     keep = np.hypot(pos[..., 0], pos[..., 1]) <= K.reach
     pts = np.array([[0.0, 0.0], [1.9, 0.3], [3.8, 3.8], [-7.1, 12.2], [29.0, 0.5]])
@@ -244,7 +245,7 @@ def test_evaluate_is_the_gaussian_orbital_sum_and_its_azimuthal_average():
 
 
 def test_spectrum_agrees_with_the_site_map():
-    K = BdGKernel(0.01, pairing="d", kgrid=40, reach=30.0)
+    K = BdGKernel(0.01, pairing="d", kgrid=40, reach=30.0, projection="site")
     drho, rho0 = K.spectrum([0.01], site=(2, -1))
     assert rho0[0] == pytest.approx(K.rho0, rel=1e-12)
     assert drho[0] == pytest.approx(K.site_values()[2, -1] * K.rho0, rel=1e-10)

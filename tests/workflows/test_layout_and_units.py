@@ -57,7 +57,7 @@ EXPECTED_UNITS = {
                 "potential": "eV Å²", "scatterer_radius": "Å", "eta": "eV",
                 "decay_length": "Å", "tip_sigma": "Å"},
     "lattice": {"energy": "eV", "t": "eV", "t_prime": "eV", "a": "Å", "mu": "eV", "eta": "eV",
-                "potential": "eV", "orbital_sigma": "Å", "reach": "Å"},
+                "potential": "eV", "orbital_sigma": "Å", "reach": "Å", "orbital_pitch": "Å"},
     "bdg": {"energy": "eV", "delta0": "eV", "potential": "eV", "t": "eV", "t_prime": "eV",
             "mu": "eV", "eta": "eV", "a": "Å", "orbital_sigma": "Å", "reach": "Å"},
     "image": {"fov": "Å"},

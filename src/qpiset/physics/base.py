@@ -101,6 +101,9 @@ class Kernel(ABC):
     #: Parameters renamed since they were first published, ``{old: new}``: the constructor
     #: takes the old keyword with a ``FutureWarning`` and recorded metadata is read quietly.
     renamed: ClassVar[dict[str, str]] = {}
+    #: What a record made before a parameter existed implies, ``{name: value}``: the
+    #: parameter's value then, where today's default differs (``kernel_from_record``).
+    recorded_before: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -173,6 +176,12 @@ class Kernel(ABC):
         """Table spacing (Å) that keeps interpolation well below 1e-4 of the peak."""
         return 0.02
 
+    def evaluate_grid(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``K`` on the grid of axes ``x`` × ``y`` (Å), ``(len(y), len(x))`` indexed
+        ``[iy, ix]``; models with a faster way for regular grids override it."""
+        X, Y = np.meshgrid(np.asarray(x, float), np.asarray(y, float))
+        return np.asarray(self.evaluate(X, Y), dtype=np.float64)
+
     def grid_table(self, half_width: float, step: float | None = None) -> GridTable:
         """Tabulate :meth:`evaluate` on the square ``[-half_width, half_width]²`` (for
         anisotropic kernels); cached, so a dataset computes it once."""
@@ -184,8 +193,7 @@ class Kernel(ABC):
             if s == step and hh >= h:
                 return table
         axis = np.arange(n) * step - h
-        X, Y = np.meshgrid(axis, axis)
-        values = np.asarray(self.evaluate(X, Y), dtype=np.float64)
+        values = np.asarray(self.evaluate_grid(axis, axis), dtype=np.float64)
         values.setflags(write=False)
         table = GridTable(step, h, values)
         cache[(step, h)] = table

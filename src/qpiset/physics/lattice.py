@@ -8,24 +8,42 @@ with on-site potential ``V`` on orbital ``c`` of cell 0 gives, with ``z = E + i 
     delta rho_a(R) = -(1/pi) Im [G(R) T G(-R)]_aa          (states / eV, per orbital)
     rho0       = -(1/pi) Im Tr G(0) / A_cell               (states / eV / Å²)
 
-``rho0`` is the clean LDOS averaged over space (per unit area). Every orbital carries a
-normalised Gaussian of width ``orbital_sigma`` (a Wannier-like orbital density, which
-also stands for the tip's lateral resolution), so the kernel at continuous ``r`` (Å) is::
+Every orbital carries an amplitude ``w(r)`` (:mod:`.orbitals`; by default
+``w = sqrt(g)``, ``g`` the normalised Gaussian density of width ``orbital_sigma``, which
+also stands for the tip's lateral resolution). The kernel at continuous ``r`` (Å) is the
+**continuum LDOS** (``projection="continuum"``, the default; :mod:`.continuum`, after
+Kreisel et al., PRL 114, 217002 (2015))::
 
-    K(r) = delta rho(r) / rho0 = sum_{R,a} delta rho_a(R) g(r - R - tau_a) / rho0
+    delta rho(r) = -(1/pi) Im sum_{R a, R' b} w_a(r - R - tau_a) [G(R) T G(-R')]_ab w_b(r - R' - tau_b)
+    K(r)         = delta rho(r) / rho0
 
-and the clean orbital-projected LDOS averages to exactly ``rho0`` over space, the same
-normalisation as the continuum :class:`~.friedel.FriedelKernel`
-(``rho0 = m*/2 pi hbar^2``), which the square lattice reproduces near its band bottom.
+with ``rho0`` the clean continuum LDOS averaged over space (the same sum with ``G(R - R')``,
+which leaves the orbitals' overlaps ``S``: ``rho0 = -(1/pi) Im sum_ab sum_D G(D)_ab
+S(D + tau_a - tau_b) / A_cell``). The interference between overlapping orbitals is part of
+what the tip measures: it puts the Fourier weight of the pattern at ``2 k_F``, where
+measured QPI shows it. ``projection="site"`` keeps only ``R = R', a = b``, a blurred
+lattice LDOS::
+
+    K(r) = sum_{R,a} delta rho_a(R) |w(r - R - tau_a)|² / rho0,   rho0 = -(1/pi) Im Tr G(0) / A_cell
+
+It equals the continuum when neighbouring orbitals do not overlap (``orbital_sigma`` below
+~0.15 of the distance between orbitals) and otherwise drops 30-70 % of the map (square
+lattice, ``a = 2.5 Å``, ``sigma = 0.8 Å``; more than the map itself on graphene); being
+periodic in q, its Fourier transform puts most weight on the alias ``G - 2 k_F``. Both
+normalisations are the same as the continuum :class:`~.friedel.FriedelKernel`'s
+(``rho0 = m*/2 pi hbar^2`` for the site projection near the square band's bottom; the
+continuum one adds the overlaps, ``sum_d S(d) J0(k_F d)``).
 
 Finite k-grid: ``N x N`` phases make the crystal an ``N a1 x N a2`` torus, so the pattern
 is the sum of the impurity's own and of its periodic images (Poisson summation). Within
 ``reach`` of the impurity the images are farther away than the impurity itself as long
-as the shortest supercell translation exceeds ``2 (reach + 5 orbital_sigma)``. They still
+as the shortest supercell translation exceeds ``2 (reach + c)``, ``c`` an orbital's reach
+(8 ``orbital_sigma`` for the continuum's Gaussian amplitudes, 5 for the site projection's
+densities). They still
 add to ``G``: ``G_N(R) = sum_L G(R + L)`` over the supercell translations ``L``, and
 ``G(R) ~ exp(-eta |R| / hbar v_F) / sqrt|R|``, so ``delta rho ~ G(R) T G(-R)`` at ``r`` is
 off by ``~ 2 exp(-eta (|L| - 2 r) / hbar v_F)`` of itself. The automatic ``N`` therefore
-adds ``ln(100)`` decay lengths ``hbar v_F / eta`` to ``2 (reach + 5 orbital_sigma)``
+adds ``ln(100)`` decay lengths ``hbar v_F / eta`` to ``2 (reach + c)``
 (``v_F`` the largest group velocity at the energy): images at ~1 % of the pattern at
 ``reach``. A small ``eta`` needs a large ``N``.
 """
@@ -40,8 +58,11 @@ from typing import Any
 import numpy as np
 
 from .base import Kernel
-from .lattice_greens import (ORBITAL_CUTOFF, LatticePropagator, clean_ldos, delta_site_ldos,
-                             fft_size, greens_function, project_gaussian, t_matrix)
+from .continuum import (DEFAULT_PROJECTION, check_projection, clean_ldos_mean, continuum_ldos, continuum_ldos_grid,
+                        site_ldos)
+from .lattice_greens import (LatticePropagator, delta_site_ldos, fft_size, greens_function,
+                             orbital_reach, site_legs, t_matrix)
+from .orbitals import make_orbital
 from .tight_binding import TightBinding, _check_positive, _is_real
 
 __all__ = ["LatticeKernel"]
@@ -81,14 +102,24 @@ class LatticeKernel(Kernel):
     impurity_orbital : int
         Index of the orbital that carries the impurity.
     orbital_sigma : float
-        Width (Å) of the Gaussian orbital densities that carry the site LDOS.
+        Width (Å) of the orbitals: the Gaussian density's ``sigma``, or the Slater
+        orbital's decay length.
     reach : float
         The pattern is exact (up to ~1 % from the k-grid's periodic images) out to this
-        distance (Å) from the impurity; only orbitals within ``reach + 5 orbital_sigma``
-        are kept, so it falls to zero between there and ``reach + 10 orbital_sigma``.
+        distance (Å) from the impurity; only orbitals within ``reach + c`` are kept (``c``
+        an orbital's reach), so it falls to zero between there and ``reach + 2 c``.
     kgrid : int, optional
         ``N`` of the ``N x N`` k-grid instead of the automatic choice; the supercell
-        must satisfy ``N |a_min| > 2 (reach + 5 orbital_sigma)``.
+        must satisfy ``N |a_min| > 2 (reach + c)``.
+    projection : {"continuum", "site"}
+        The continuum LDOS (default) or the site projection (module docstring).
+    orbital : {"gaussian", "slater", "image"}
+        The orbital amplitude (:mod:`.orbitals`): the square root of a normalised
+        Gaussian density (default), an exponential s orbital, or an image.
+    orbital_file : str, optional
+        The ``.npy`` amplitude image of ``orbital="image"``, centred on the site.
+    orbital_pitch : float, optional
+        The pixel pitch (Å) of the orbital image.
 
     Examples
     --------
@@ -104,6 +135,8 @@ class LatticeKernel(Kernel):
     scattering = ("born", "full")
     extent_parameter = "reach"
     renamed = {"tp": "t_prime"}
+    #: records from before the continuum projection (issue 14) were made with the site one
+    recorded_before = {"projection": "site"}
 
     def __init__(
         self,
@@ -121,6 +154,10 @@ class LatticeKernel(Kernel):
         orbital_sigma: float = 0.8,
         reach: float = 150.0,
         kgrid: int | None = None,
+        projection: str = DEFAULT_PROJECTION,
+        orbital: str = "gaussian",
+        orbital_file: str | Path | None = None,
+        orbital_pitch: float | None = None,
     ) -> None:
         for key, value in (("energy", energy), ("mu", mu), ("potential", potential),
                            ("t", t), ("t_prime", t_prime)):
@@ -175,19 +212,25 @@ class LatticeKernel(Kernel):
         self.impurity_orbital = int(impurity_orbital)
         self.orbital_sigma = float(orbital_sigma)
         self.reach = float(reach)
+        self.projection = check_projection(projection)
+        self.orbital = orbital
+        self.orbital_file = None if orbital_file is None else str(orbital_file)
+        self.orbital_pitch = None if orbital_pitch is None else float(orbital_pitch)
+        self.orbital_model = make_orbital(orbital, self.orbital_sigma, orbital_file,
+                                          orbital_pitch)
         self.tight_binding = model
         lattice = model.lattice.copy()
         lattice.setflags(write=False)
         self.lattice = lattice
-        # sites that reach the points within ``reach`` through their Gaussian orbital
-        self._site_reach = self.reach + ORBITAL_CUTOFF * self.orbital_sigma
+        # sites that reach the points within ``reach`` through their orbital
+        self._site_reach = self.reach + orbital_reach(self.orbital_model, self.projection)
         self._min_grid = math.floor(2 * self._site_reach / model.shortest_translation()) + 1
         if kgrid is not None:
             if isinstance(kgrid, bool) or not isinstance(kgrid, (int, np.integer)) \
                     or kgrid < self._min_grid:
                 raise ValueError(
                     f"kgrid must be an integer >= {self._min_grid}: the supercell N |a_min| "
-                    f"must exceed 2 (reach + 5 orbital_sigma) = {2 * self._site_reach:.4g} Å, "
+                    f"must exceed 2 (reach + the orbital's reach) = {2 * self._site_reach:.4g} Å, "
                     f"got {kgrid!r}")
         self.kgrid = None if kgrid is None else int(kgrid)
 
@@ -243,18 +286,22 @@ class LatticeKernel(Kernel):
         self.__dict__["_n_k"] = n
         return n
 
-    def _sites(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(positions (s, 2) Å, delta rho / rho0 (s,))`` of every orbital within the site
-        reach; computed once per instance."""
-        cached = self.__dict__.get("_site_cache")
+    def _solution(self) -> dict[str, Any]:
+        """Sites within the site reach, their ``delta rho / rho0``, and for the continuum
+        the propagators to and from the impurity (:mod:`.continuum`); computed once per
+        instance."""
+        cached = self.__dict__.get("_solution_cache")
         if cached is not None:
             return cached
         model, n = self.tight_binding, self.n_k
         g0 = self.greens_function()
+        potential = self.impurity_potential()
         # delta rho_a(R) = -(1/pi) Im [G(R) T G(-R)]_aa, T = V (1 - G(0) V)^-1; states / eV
-        drho = delta_site_ldos(g0, t_matrix(g0, self.impurity_potential()))  # (N, N, m)
-        rho0 = clean_ldos(g0, area=model.cell_area)  # states / eV / Å²
-        del g0
+        tm = t_matrix(g0, potential)
+        drho = delta_site_ldos(g0, tm)  # (N, N, m)
+        orbital = self.orbital_model if self.projection == "continuum" else None
+        rho0 = clean_ldos_mean(g0, model.lattice, model.tau, range(model.n_orbitals), orbital,
+                               model.cell_area)  # states / eV / Å²
         if not rho0 > 0:
             raise ValueError(f"no clean density of states at E = {self.energy} eV")
         # cells R with |R + tau_a| <= site reach: |n_i| = |R . b_i| / 2 pi <= radius |b_i| / 2 pi
@@ -266,18 +313,28 @@ class LatticeKernel(Kernel):
         pos = cells[:, None, :] + model.tau[None, :, :]  # (cells, m, 2)
         values = drho[n1 % n, n2 % n] / rho0  # the torus value of every cell
         keep = np.linalg.norm(pos, axis=-1) <= self._site_reach
-        result = (pos[keep], values[keep])
-        for arr in result:
-            arr.setflags(write=False)
-        self.__dict__["_site_cache"] = result
-        self.__dict__["_rho0"] = float(rho0)
+        result = {"positions": pos[keep], "values": values[keep], "rho0": float(rho0)}
+        if orbital is not None:
+            support = np.flatnonzero(np.any(potential != 0, axis=0)
+                                     | np.any(potential != 0, axis=1))
+            which = np.nonzero(keep)
+            cell_n = np.stack([n1[which[0]], n2[which[0]]], axis=1)
+            left, right = site_legs(g0, cell_n, which[1], support)
+            result.update(left=left, right=right,
+                          tmat=tm[np.ix_(support, support)] / rho0)
+        del g0
+        for arr in result.values():
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+        self.__dict__["_solution_cache"] = result
         return result
 
     @property
     def rho0(self) -> float:
-        """Clean LDOS averaged over space, states / eV / Å² (the normalisation)."""
-        self._sites()
-        return self.__dict__["_rho0"]
+        """Clean LDOS averaged over space, states / eV / Å² (the normalisation): with the
+        orbitals' overlaps for the continuum projection (:mod:`.continuum`),
+        ``-(1/pi) Im Tr G(0) / A_cell`` for the site projection."""
+        return self._solution()["rho0"]
 
     def greens_function(self) -> np.ndarray:
         """Clean ``G(R)`` ``(N, N, m, m)`` at the kernel's energy (:attr:`n_k`, conventions of
@@ -295,24 +352,28 @@ class LatticeKernel(Kernel):
 
     def site_values(self) -> tuple[np.ndarray, np.ndarray]:
         """``(positions (s, 2) Å, delta rho_a(R) / rho0 (s,) Å²)`` of the orbitals within
-        ``reach + 5 orbital_sigma``: the weights of their normalised Gaussians."""
-        pos, val = self._sites()
-        return pos, val
+        the site reach (``reach`` plus an orbital's reach): the site LDOS change, the
+        weights of the orbital densities in the site projection."""
+        sol = self._solution()
+        return sol["positions"], sol["values"]
 
     def propagator(self) -> LatticePropagator:
         """The clean propagator and normalisation for many impurities (one FFT; reuse it):
         site values are ``delta rho / rho0`` with ``rho0`` per Å², as in :meth:`site_values`."""
         g0 = self.greens_function()
         model = self.tight_binding
-        # rho0 = -(1/pi) Im Tr G(0) / A_cell   (states / eV / Å², as the kernel)
-        rho0 = clean_ldos(g0, area=model.cell_area)
+        orbital = self.orbital_model if self.projection == "continuum" else None
+        # rho0 per Å², as the kernel (with the overlaps for the continuum)
+        rho0 = clean_ldos_mean(g0, model.lattice, model.tau, range(model.n_orbitals), orbital,
+                               model.cell_area)
         if not rho0 > 0:
             raise ValueError(f"no clean density of states at E = {self.energy} eV")
         return LatticePropagator(
             g0=g0, potential=np.array(self.impurity_potential(), complex),
             lattice=np.array(self.lattice, float), tau=np.array(model.tau, float),
             orbitals=tuple(range(model.n_orbitals)), weight=float(1.0 / rho0), site_area=1.0,
-            sigma=self.orbital_sigma, cut=float(self._site_reach), reach=self.reach)
+            sigma=self.orbital_sigma, cut=float(self._site_reach), reach=self.reach,
+            orbital=self.orbital_model, projection=self.projection)
 
     def multiple_scattering(self, grid):
         """Images with every scattering path between impurities on lattice sites
@@ -342,13 +403,27 @@ class LatticeKernel(Kernel):
     # -- the kernel ----------------------------------------------------------------------
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``delta rho / rho0`` at continuous ``(x, y)`` (Å) around the impurity at 0."""
-        pos, val = self._sites()
-        return project_gaussian(val, pos, x, y, self.orbital_sigma, ORBITAL_CUTOFF)
+        sol = self._solution()
+        if self.projection == "site":
+            return site_ldos(sol["positions"], sol["values"], x, y, self.orbital_model)
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return continuum_ldos(np.stack([x, y], axis=-1), sol["positions"], sol["left"],
+                              sol["tmat"], sol["right"], self.orbital_model)
+
+    def evaluate_grid(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``K`` on the grid ``x`` × ``y`` (regular axes, Å), ``[iy, ix]``: the continuum
+        projection by its fast separable sums (:func:`.continuum.continuum_ldos_grid`)."""
+        if self.projection == "site":
+            return super().evaluate_grid(x, y)
+        sol = self._solution()
+        return continuum_ldos_grid(x, y, sol["positions"], sol["left"], sol["tmat"],
+                                   sol["right"], self.orbital_model)
 
     def default_step(self) -> float:
-        """``orbital_sigma / 6``: cubic convolution (the 2D tables of :mod:`qpiset.forward`)
-        of a Gaussian orbital then errs by ~1e-4 of its peak (bilinear: ~3e-3)."""
-        return self.orbital_sigma / 6
+        """The orbital's table step (``orbital_sigma / 6`` for Gaussians): cubic
+        convolution (the 2D tables of :mod:`qpiset.forward`) then errs by ~1e-4 of the
+        peak (bilinear: ~3e-3)."""
+        return self.orbital_model.step()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -366,4 +441,8 @@ class LatticeKernel(Kernel):
             "orbital_sigma": self.orbital_sigma,
             "reach": self.reach,
             "kgrid": self.kgrid,
+            "projection": self.projection,
+            "orbital": self.orbital,
+            "orbital_file": self.orbital_file,
+            "orbital_pitch": self.orbital_pitch,
         }

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 __all__ = ["greens_function", "t_matrix", "delta_site_ldos", "clean_ldos", "site_positions",
            "project_gaussian", "fft_size", "even_fast_size", "LatticePropagator",
-           "ORBITAL_CUTOFF"]
+           "ORBITAL_CUTOFF", "orbital_reach", "site_legs"]
 
 #: Sites farther than this many orbital widths from a point do not contribute to it
 #: (the cut-off of :func:`project_gaussian` in the lattice models).
@@ -67,6 +68,42 @@ def delta_site_ldos(g0: np.ndarray, t: np.ndarray, orbitals=None) -> np.ndarray:
     if orbitals is not None:
         diag = diag[..., list(orbitals)]
     return -diag.imag / np.pi
+
+
+def site_legs(g0: np.ndarray, cells: np.ndarray, orbs: np.ndarray, support,
+              impurities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The propagators between impurity orbitals and sites, ``(left, right)`` ``(S, k p)``:
+    ``left[s, (i, c)] = G(R_s - R_i)_{a_s c}`` and ``right[s, (j, d)] = G(R_j - R_s)_{d a_s}``
+    for sites ``s`` in cells ``cells`` ``(S, 2)`` (integers) on orbitals ``orbs`` ``(S,)``,
+    impurities in cells ``impurities`` ``(k, 2)`` (default one, at cell 0) and the ``p``
+    orbitals ``support`` that carry their potential (:mod:`.continuum`). ``right`` is
+    ``left`` itself (the same object) when the model is reciprocal, ``G(-R)^T = G(R)``, as
+    for real hoppings, so the continuum sums are made once."""
+    n = g0.shape[0]
+    cells = np.asarray(cells, np.int64).reshape(-1, 2)
+    orbs = np.asarray(orbs, np.int64).ravel()
+    support = np.asarray(support, np.int64)
+    imp = np.zeros((1, 2), np.int64) if impurities is None else np.asarray(impurities, np.int64)
+    fwd = (cells[:, None, :] - imp[None, :, :]) % n  # R_s - R_i   (S, k, 2)
+    back = (-fwd) % n
+    left = g0[fwd[..., 0], fwd[..., 1], orbs[:, None]][..., support]  # (S, k, p)
+    right = np.swapaxes(g0[back[..., 0], back[..., 1]][..., support, :], -1, -2)
+    right = right[np.arange(len(orbs)), :, orbs]  # (S, k, p)
+    left = left.reshape(len(orbs), -1)
+    right = right.reshape(len(orbs), -1)
+    scale = float(np.abs(left).max(initial=0.0))
+    if np.allclose(left, right, rtol=1e-9, atol=1e-12 * scale):
+        return left, left
+    return left, right
+
+
+def orbital_reach(orbital, projection: str) -> float:
+    """How far (Å) a site's orbital reaches in a projection: ``5 sigma`` for the site
+    projection's Gaussian densities (:data:`ORBITAL_CUTOFF`, the model as it always was),
+    the amplitude's cutoff otherwise."""
+    if projection == "site" and getattr(orbital, "name", "") == "gaussian":
+        return ORBITAL_CUTOFF * orbital.sigma
+    return float(orbital.cutoff)
 
 
 def clean_ldos(g0: np.ndarray, orbitals=None, area: float = 1.0) -> float:
@@ -144,6 +181,10 @@ class LatticePropagator:
         Radius (Å) beyond which an impurity's propagators to the sites are dropped.
     reach : float
         The kernel's ``reach`` (Å).
+    orbital : Orbital, optional
+        The orbital amplitude (:mod:`.orbitals`); ``None``: Gaussians of width ``sigma``.
+    projection : {"site", "continuum"}
+        How the sites' Green's functions become an image (:mod:`.continuum`).
     """
 
     g0: np.ndarray
@@ -156,6 +197,8 @@ class LatticePropagator:
     sigma: float
     cut: float
     reach: float
+    orbital: Any = None
+    projection: str = "site"
 
     @property
     def n(self) -> int:

@@ -11,8 +11,10 @@ quasiparticle may scatter off any sequence of impurities (conventions of
     delta rho_a(R) = -(1/pi) Im sum_ij [G0(R - R_i) T_ij G0(R_j - R)]_aa
 
 (electron component ``a = 0`` for the Nambu kernel). With one impurity this is the
-kernel's ``T = V (1 - G0(0) V)^-1`` exactly. The site values are then normalised and
-carried by Gaussian orbitals as in the kernel (``rho0`` and ``orbital_sigma``), so one
+kernel's ``T = V (1 - G0(0) V)^-1`` exactly. The image is then made as the kernel's is
+(:mod:`.continuum`): the continuum LDOS ``-(1/pi) Im sum_ij u_i(r) T_ij v_j(r)`` with each
+impurity's propagators carried to ``r`` by the orbitals, or in the site projection the
+site values carried by the orbital densities; normalised by the kernel's ``rho0``, so one
 impurity of strength 1 gives ``render(kernel, grid, [R_1])``.
 
 Strength. ``s_i`` scales the impurity *potential* (``V_i = s_i V``, ``V`` the kernel's
@@ -27,7 +29,7 @@ inter-impurity terms, ``O(s²)``. Both agree at ``s = 1``.
 Truncation and the supercell. ``G0`` comes from the kernel's ``N x N`` k-grid, i.e. a
 torus: ``R - R_i`` is taken modulo ``N`` in lattice coordinates. As in the kernel, an
 impurity's propagators to the observed sites are kept only within the kernel's radius
-(:class:`~.lattice.LatticeKernel`: orbitals within ``reach + 5 orbital_sigma`` of the
+(:class:`~.lattice.LatticeKernel`: orbitals within ``reach`` plus an orbital's reach of the
 impurity's cell; :class:`~.superconductor.BdGKernel`: sites within ``reach``), so the
 single-impurity terms are exactly the kernel's pattern. Like ``render``, the field of view
 plus the scatterers' spread must fit in ``reach`` along both axes (and so must every
@@ -38,7 +40,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lattice_greens import ORBITAL_CUTOFF, LatticePropagator, project_gaussian
+from .continuum import continuum_ldos, site_ldos
+from .lattice_greens import LatticePropagator, orbital_reach, site_legs
+from .orbitals import GaussianOrbital
 
 __all__ = ["lattice_propagator", "image_renderer", "lattice_cells",
            "lattice_multiple_scattering_sites", "lattice_multiple_scattering_image",
@@ -239,8 +243,8 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
     Returns
     -------
     ndarray (R, R)
-        ``delta rho / rho0`` on the pixels (sites within 5 ``orbital_sigma`` of the field
-        projected with the kernel's Gaussian orbitals).
+        ``delta rho / rho0`` on the pixels (the orbitals that reach the field, in the
+        kernel's projection).
 
     Raises
     ------
@@ -275,8 +279,9 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
         raise ValueError(f"the field of view and the scatterers span {need:.4g} Å along an "
                          f"axis, more than the kernel's reach {prop.reach:g} Å for which "
                          f"its k-grid was sized: raise the kernel's reach to >= {need:.4g}")
-    # every orbital within cutoff sigma of the field (the projection ignores the rest)
-    margin = ORBITAL_CUTOFF * prop.sigma
+    orbital = prop.orbital if prop.orbital is not None else GaussianOrbital(prop.sigma)
+    # every orbital that reaches the field (the projection ignores the rest)
+    margin = orbital_reach(orbital, prop.projection)
     box = np.array([[lo - margin, lo - margin], [hi + margin, lo - margin],
                     [lo - margin, hi + margin], [hi + margin, hi + margin]])
     frac = np.concatenate([np.linalg.solve(prop.lattice.T, (box - t).T).T for t in prop.tau])
@@ -287,8 +292,35 @@ def lattice_multiple_scattering_image(kernel, grid, positions, strengths=None, *
     pos = (sites @ prop.lattice)[:, None, :] + prop.tau[list(prop.orbitals)][None]  # (s, o, 2)
     inside = np.all((pos >= lo - margin) & (pos <= hi + margin), axis=-1).any(axis=1)
     sites, pos = sites[inside], pos[inside]
-    values = _site_values(prop, cells, s, sites, scaling)  # (s, o)
     X, Y = np.meshgrid(x, x, indexing="xy")  # [iy, ix]
-    # image(r) = sum_{R, a} value_a(R) g_sigma(r - R - tau_a)
-    return project_gaussian(values.ravel(), pos.reshape(-1, 2), X, Y, prop.sigma,
-                            ORBITAL_CUTOFF)
+    if prop.projection == "continuum":
+        return _continuum_image(prop, cells, s, sites, pos, X, Y, scaling, orbital)
+    values = _site_values(prop, cells, s, sites, scaling)  # (s, o)
+    # image(r) = sum_{R, a} value_a(R) |w(r - R - tau_a)|²
+    return site_ldos(pos.reshape(-1, 2), values.ravel(), X, Y, orbital)
+
+
+def _continuum_image(prop: LatticePropagator, cells, s, sites, pos, X, Y, scaling: str,
+                     orbital) -> np.ndarray:
+    """``weight * delta rho(r)`` of the continuum projection (:mod:`.continuum`):
+    ``-(1/pi) Im sum_ij u_i(r) T_ij v_j(r)`` with each impurity's legs to the sites cut at
+    the kernel's radius, as the kernel's own."""
+    support = np.flatnonzero(np.any(prop.potential != 0, axis=0)
+                             | np.any(prop.potential != 0, axis=1))
+    if len(support) == 0:
+        return np.zeros(X.shape)
+    tm = _t_matrix(prop, cells, s, support, scaling)
+    orbs = list(prop.orbitals)
+    n_o, p = len(orbs), len(support)
+    site_cells = np.repeat(sites, n_o, axis=0)
+    site_orbs = np.tile(np.asarray(orbs), len(sites))
+    positions = pos.reshape(-1, 2)
+    left, right = site_legs(prop.g0, site_cells, site_orbs, support, cells)
+    # kept legs: |R - R_i + tau_a| <= cut (the kernel's own site cut)
+    rel = positions[:, None, :] - (cells @ prop.lattice)[None, :, :]  # (S, k, 2)
+    keep = np.repeat(np.linalg.norm(rel, axis=-1) <= prop.cut, p, axis=1)  # (S, k p)
+    same = right is left
+    left = left * keep
+    right = left if same else right * keep
+    return prop.weight * continuum_ldos(np.stack([X, Y], axis=-1), positions, left, tm,
+                                        right, orbital)

@@ -56,7 +56,9 @@ def make_kernel(model: str = "friedel", **params: Any) -> Kernel:
 
 def kernel_from_record(params: dict[str, Any]) -> Kernel:
     """The model that metadata records (``{"model": name, ...}``), reading parameters
-    recorded under their old names without a warning.
+    recorded under their old names without a warning, and a record made before a
+    parameter existed as the model that made it (:attr:`Kernel.recorded_before`: a lattice
+    record without ``projection`` is the site projection).
 
     Examples
     --------
@@ -68,6 +70,8 @@ def kernel_from_record(params: dict[str, Any]) -> Kernel:
     for old, new in (cls.renamed if cls is not None else {}).items():
         if old in params and new not in params:
             params[new] = params.pop(old)
+    for name, value in (cls.recorded_before if cls is not None else {}).items():
+        params.setdefault(name, value)
     return make_kernel(**params)
 
 

@@ -29,16 +29,23 @@ the ``_11`` component is the LDOS of spin-up electrons (spin along the impurity 
 i.e. what a spin-polarised tip would measure; the spin-down part would be
 ``-(1/pi) Im [G T G]_22`` at ``-E`` and is not included.
 
-Continuous coordinates: every site carries a normalised Gaussian orbital of width
-``orbital_sigma`` (Å), so the kernel is::
+Continuous coordinates: every site carries an orbital amplitude ``w`` (:mod:`.orbitals`,
+by default the square root of a normalised Gaussian of width ``orbital_sigma``), and the
+kernel is the electron part of the **continuum LDOS** (``projection="continuum"``, the
+default; :mod:`.continuum`)::
 
-    K(x, y) = sum_{|R| <= reach} [delta rho(R) / rho0] a² g_sigma(r - R)
+    delta rho(r) = -(1/pi) Im sum_{R, R'} w(r - R) [G(R) T G(-R')]_11 w(r - R')
+    K(r)         = a² delta rho(r) / rho0,   rho0 = -(1/pi) Im sum_D G(D)_11 S(D)
 
-with ``g_sigma`` the normalised 2D Gaussian (so ``a² g_sigma`` has area ``a²``, peak
-``a²/(2 pi sigma²)``). The clean LDOS ``rho0 sum_R g_sigma(r - R)`` averages to ``rho0 / a²``
-over space, so ``K`` is ``delta rho / rho0`` relative to the spatially averaged clean
-(electron) LDOS at the same energy. Inside a hard s-wave gap ``rho0`` comes from ``eta``
-alone, and ``K`` is correspondingly large.
+(``S`` the orbitals' overlap; ``rho0 / a²`` is the clean electron continuum LDOS averaged
+over space). ``projection="site"`` keeps the diagonal ``R = R'`` only::
+
+    K(x, y) = sum_{|R| <= reach} [delta rho(R) / rho0] a² g_sigma(r - R),   rho0 = -(1/pi) Im G(0, E)_11
+
+with ``g_sigma = |w|²`` the normalised 2D Gaussian; it is the continuum LDOS when
+neighbouring orbitals do not overlap. Either way ``K`` is ``delta rho / rho0`` relative to
+the spatially averaged clean (electron) LDOS at the same energy. Inside a hard s-wave gap
+``rho0`` comes from ``eta`` alone, and ``K`` is correspondingly large.
 
 Finite k-grid: ``G`` is computed on an ``N x N`` grid, i.e. for a periodic supercell of
 ``N a``: the scatterer has images at ``N a (m1, m2)``. At a site ``R`` the error is led by
@@ -65,8 +72,11 @@ from scipy.optimize import brentq
 from scipy.special import i0e
 
 from .base import Kernel
+from .continuum import (DEFAULT_PROJECTION, check_projection, clean_ldos_mean, continuum_ldos, continuum_ldos_grid,
+                        site_ldos)
 from .lattice_greens import (LatticePropagator, clean_ldos, delta_site_ldos, even_fast_size,
-                             greens_function, project_gaussian, site_positions, t_matrix)
+                             greens_function, site_legs, site_positions, t_matrix)
+from .orbitals import make_orbital
 from .tight_binding import square_band, square_max_velocity
 
 __all__ = ["BdGKernel", "OctetVectors", "octet_vectors", "PAIRINGS", "SCATTERERS"]
@@ -174,8 +184,8 @@ class BdGKernel(Kernel):
     a : float
         Lattice constant (Å); 3.8 Å is the Cu-Cu distance of the cuprates.
     orbital_sigma : float
-        Width (Å) of the Gaussian orbital that carries each site's LDOS to continuous
-        coordinates.
+        Width (Å) of the orbital that carries each site to continuous coordinates (the
+        Gaussian density's ``sigma``, or the Slater orbital's decay length).
     reach : float
         The pattern is kept on sites ``|R| <= reach`` (Å) and is zero beyond
         (:attr:`extent`).
@@ -183,6 +193,9 @@ class BdGKernel(Kernel):
         k-grid size ``N``. Default: the smallest convenient even ``N`` with
         ``N a >= 2 reach + max(3 v_max / eta, 10 orbital_sigma + 4 a)`` (module docstring);
         an explicit value must give ``N a >= 2 (reach + 5 orbital_sigma) + 4 a``.
+    projection, orbital, orbital_file, orbital_pitch
+        As for :class:`~.lattice.LatticeKernel`: the continuum LDOS (default) or the site
+        projection; the orbital amplitude.
 
     Examples
     --------
@@ -198,6 +211,8 @@ class BdGKernel(Kernel):
     name = "bdg"
     scattering = ("born", "full")
     extent_parameter = "reach"
+    #: records from before the continuum projection (issue 14) were made with the site one
+    recorded_before = {"projection": "site"}
     #: C4 about the scatterer's site for either gap: a rotation by 90° maps the d-wave gap
     #: to minus itself, which the gauge change ``c -> i c`` (``tau_3``) undoes; ``tau_3``
     #: commutes with both scatterer matrices and leaves the electron (``_11``) part alone.
@@ -219,6 +234,10 @@ class BdGKernel(Kernel):
         orbital_sigma: float = 1.0,
         reach: float = 150.0,
         kgrid: int | None = None,
+        projection: str = DEFAULT_PROJECTION,
+        orbital: str = "gaussian",
+        orbital_file: str | None = None,
+        orbital_pitch: float | None = None,
     ) -> None:
         if pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}; choose one of {PAIRINGS}")
@@ -236,6 +255,12 @@ class BdGKernel(Kernel):
         self.a = _finite("a", a, lambda v: v > 0)
         self.orbital_sigma = _finite("orbital_sigma", orbital_sigma, lambda v: v > 0)
         self.reach = _finite("reach", reach, lambda v: v > 0)
+        self.projection = check_projection(projection)
+        self.orbital = orbital
+        self.orbital_file = None if orbital_file is None else str(orbital_file)
+        self.orbital_pitch = None if orbital_pitch is None else float(orbital_pitch)
+        self.orbital_model = make_orbital(orbital, self.orbital_sigma, orbital_file,
+                                          orbital_pitch)
         need = _minimum_kgrid(self.reach, self.a, self.orbital_sigma)
         if kgrid is None:
             self._kgrid_given = None
@@ -281,23 +306,37 @@ class BdGKernel(Kernel):
         """Scatterer's Nambu matrix ``V_imp`` ``(2, 2)`` (eV): ``V tau_3`` or ``V tau_0``."""
         return self.potential * _NAMBU[self.scatterer]
 
-    def _solve(self, energy: float) -> tuple[np.ndarray, float]:
-        """``(delta rho(R) (N, N), rho0)`` in states / eV / site (electron part)."""
-        g0 = greens_function(self.hamiltonian(), energy, self.eta)
-        tm = t_matrix(g0, self.impurity_potential())
-        drho = delta_site_ldos(g0, tm, orbitals=[0])[..., 0]
-        return drho, clean_ldos(g0, orbitals=[0])  # -(1/pi) Im G_11(R=0)
+    def _clean_ldos(self, g0: np.ndarray) -> float:
+        """``rho0`` per site: the clean electron LDOS averaged over space (with the
+        orbitals' overlaps for the continuum projection, :mod:`.continuum`) times ``a²``."""
+        orbital = self.orbital_model if self.projection == "continuum" else None
+        return clean_ldos_mean(g0, self.lattice, np.zeros((2, 2)), [0], orbital, 1.0)
 
     def _cached(self) -> dict[str, Any]:
         if self._solution is None:
-            drho, rho0 = self._solve(self.energy)
+            g0 = self.greens_function()
+            potential = self.impurity_potential()
+            tm = t_matrix(g0, potential)
+            drho = delta_site_ldos(g0, tm, orbitals=[0])[..., 0]
+            rho0 = self._clean_ldos(g0)
             values = drho / rho0
             values.setflags(write=False)
             pos = site_positions(self.lattice, np.zeros((1, 2)), self.kgrid)[:, :, 0, :]
             pos.setflags(write=False)
             keep = np.hypot(pos[..., 0], pos[..., 1]) <= self.reach
-            self._solution = {"values": values, "rho0": rho0, "positions": pos,
-                              "kept_values": values[keep], "kept_positions": pos[keep]}
+            sol = {"values": values, "rho0": rho0, "positions": pos,
+                   "kept_values": values[keep], "kept_positions": pos[keep]}
+            if self.projection == "continuum":
+                n = self.kgrid
+                idx = np.nonzero(keep)
+                cells = np.stack([np.where(i < (n + 1) // 2, i, i - n) for i in idx], axis=1)
+                support = np.flatnonzero(np.any(potential != 0, axis=0)
+                                         | np.any(potential != 0, axis=1))
+                left, right = site_legs(g0, cells, np.zeros(len(cells), np.int64), support)
+                # K = a² delta rho(r) / rho0 (rho0 per site)
+                sol.update(left=left, right=right,
+                           tmat=self.a ** 2 * tm[np.ix_(support, support)] / rho0)
+            self._solution = sol
         return self._solution
 
     def site_values(self) -> np.ndarray:
@@ -311,8 +350,9 @@ class BdGKernel(Kernel):
 
     @property
     def rho0(self) -> float:
-        """Clean electron LDOS ``rho0 = -(1/pi) Im G_11(0, E)`` (states / eV / site), the
-        normalisation."""
+        """The normalisation, states / eV / site: the clean electron LDOS averaged over
+        space times ``a²`` (continuum projection: with the orbitals' overlaps,
+        :mod:`.continuum`); for the site projection ``-(1/pi) Im G_11(0, E)``."""
         return self._cached()["rho0"]
 
     def clean_ldos(self) -> float:
@@ -325,14 +365,15 @@ class BdGKernel(Kernel):
         """The clean propagator and normalisation for many impurities (one FFT; reuse it):
         sites carry ``a² g_sigma``, so their weight is ``a² / rho0`` with ``rho0`` per site."""
         g0 = self.greens_function()
-        rho0 = clean_ldos(g0, orbitals=[0])  # -(1/pi) Im G_11(0), states / eV / site
+        rho0 = self._clean_ldos(g0)  # states / eV / site
         if not rho0 > 0:
             raise ValueError(f"no clean density of states at E = {self.energy} eV")
         return LatticePropagator(
             g0=g0, potential=np.array(self.impurity_potential(), complex),
-            lattice=np.array(self.lattice, float), tau=np.zeros((1, 2)), orbitals=(0,),
+            lattice=np.array(self.lattice, float), tau=np.zeros((2, 2)), orbitals=(0,),
             weight=float(self.a ** 2 / rho0), site_area=self.a ** 2,
-            sigma=self.orbital_sigma, cut=self.reach, reach=self.reach)
+            sigma=self.orbital_sigma, cut=self.reach, reach=self.reach,
+            orbital=self.orbital_model, projection=self.projection)
 
     def multiple_scattering(self, grid):
         """Images with every scattering path between impurities on lattice sites
@@ -388,14 +429,30 @@ class BdGKernel(Kernel):
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``K(x, y)`` at continuous coordinates (Å), scatterer at the origin."""
         sol = self._cached()
-        # K = a² sum_{|R| <= reach} (delta rho(R) / rho0) g_sigma(r - R)
-        return self.a ** 2 * project_gaussian(sol["kept_values"], sol["kept_positions"],
-                                              x, y, self.orbital_sigma)
+        if self.projection == "site":
+            # K = a² sum_{|R| <= reach} (delta rho(R) / rho0) g_sigma(r - R)
+            return self.a ** 2 * site_ldos(sol["kept_positions"], sol["kept_values"], x, y,
+                                           self.orbital_model)
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return continuum_ldos(np.stack([x, y], axis=-1), sol["kept_positions"], sol["left"],
+                              sol["tmat"], sol["right"], self.orbital_model)
+
+    def evaluate_grid(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``K`` on the grid ``x`` × ``y`` (Å), ``[iy, ix]``; the continuum projection by
+        its fast separable sums (:func:`.continuum.continuum_ldos_grid`)."""
+        if self.projection == "site":
+            return super().evaluate_grid(x, y)
+        sol = self._cached()
+        return continuum_ldos_grid(x, y, sol["kept_positions"], sol["left"], sol["tmat"],
+                                   sol["right"], self.orbital_model)
 
     def azimuthal_average(self, r: np.ndarray) -> np.ndarray:
         """Azimuthal average of ``K`` at distance ``r`` (Å), in closed form: the angular
         average of an orbital ``g_s`` at distance ``d`` from the scatterer is
-        ``exp(-(r - d)²/2s²) I0e(r d/s²) / (2 pi s²)`` (orbitals not cut off at ``5 s``)."""
+        ``exp(-(r - d)²/2s²) I0e(r d/s²) / (2 pi s²)`` (orbitals not cut off at ``5 s``)
+        for the site projection with Gaussian orbitals; by sampling circles otherwise."""
+        if self.projection != "site" or self.orbital != "gaussian":
+            return super().azimuthal_average(r)
         sol = self._cached()
         d = np.hypot(sol["kept_positions"][:, 0], sol["kept_positions"][:, 1])
         shells, inverse = np.unique(np.round(d, 9), return_inverse=True)
@@ -415,7 +472,8 @@ class BdGKernel(Kernel):
     def default_step(self) -> float:
         """Table spacing (Å): a tenth of the orbital width (cubic convolution in such a
         table is within ~1e-4 of the peak; a fifth gives ~1e-3)."""
-        return self.orbital_sigma / 10.0
+        return self.orbital_sigma / 10.0 if self.orbital == "gaussian" \
+            else self.orbital_model.step()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -433,6 +491,10 @@ class BdGKernel(Kernel):
             "orbital_sigma": self.orbital_sigma,
             "reach": self.reach,
             "kgrid": self._kgrid_given,
+            "projection": self.projection,
+            "orbital": self.orbital,
+            "orbital_file": self.orbital_file,
+            "orbital_pitch": self.orbital_pitch,
         }
 
 

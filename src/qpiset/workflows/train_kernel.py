@@ -25,6 +25,7 @@ from ..bench import kernel_nmse
 from ..core.grid import Grid
 from ..core.recipe import Recipe
 from ..forward import Forward, sample_family, simulate_blocks
+from ..physics.continuum import DEFAULT_PROJECTION
 from ..inverse.learned.kernel_vae import (DirectKernelNet, KernelExtractor, KernelVAE,
                                           ObservationEncoder, canonical_kernel,
                                           save_kernel_models)
@@ -251,6 +252,7 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
               "width": width, "lr": lr, "beta": beta, "noise": noise, "test_noise": test_noise,
               "align_weight": align_weight, "models": models,
               "grid": [grid.resolution, grid.fov], "test_kernels": test.tolist(),
+              "projection": DEFAULT_PROJECTION,  # of the bank's lattice and bdg kernels
               "history": history, "evaluation": evaluation,
               "seconds": time.perf_counter() - t0}
     save_kernel_models(out, vae, observer, direct, grid, record=record)
