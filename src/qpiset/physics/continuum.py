@@ -39,10 +39,11 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .lattice_greens import ORBITAL_CUTOFF, project_gaussian
-from .orbitals import Orbital
+from .orbitals import Orbital, make_orbital
 
-__all__ = ["PROJECTIONS", "DEFAULT_PROJECTION", "amplitude_sums", "continuum_ldos", "continuum_ldos_grid",
-           "clean_ldos_mean", "check_projection", "site_ldos"]
+__all__ = ["PROJECTIONS", "DEFAULT_PROJECTION", "PROJECTION_PARAMS", "projection_fields",
+           "amplitude_sums", "continuum_ldos", "continuum_ldos_grid", "clean_ldos_mean",
+           "check_projection", "site_ldos"]
 
 #: ``projection=`` of the lattice models: the continuum LDOS (default) or the site LDOS
 #: carried by orbital densities.
@@ -54,6 +55,20 @@ DEFAULT_PROJECTION = "continuum"
 _CHUNK = 65_536
 #: table rows per block of the point-by-point tables
 _ROWS = 64
+
+
+#: the parameters of a lattice model that choose its projection and orbital
+PROJECTION_PARAMS = ("projection", "orbital", "orbital_file", "orbital_pitch")
+
+
+def projection_fields(projection: str, orbital: str, width: float, orbital_file=None,
+                      orbital_pitch=None) -> dict:
+    """A lattice model's projection attributes (:data:`PROJECTION_PARAMS`, checked) and its
+    ``orbital_model`` (:func:`~.orbitals.make_orbital` of orbital width ``width``)."""
+    return {"projection": check_projection(projection), "orbital": orbital,
+            "orbital_file": None if orbital_file is None else str(orbital_file),
+            "orbital_pitch": None if orbital_pitch is None else float(orbital_pitch),
+            "orbital_model": make_orbital(orbital, width, orbital_file, orbital_pitch)}
 
 
 def check_projection(projection: str) -> str:

@@ -14,7 +14,8 @@ also stands for the tip's lateral resolution). The kernel at continuous ``r`` (Ã
 **continuum LDOS** (``projection="continuum"``, the default; :mod:`.continuum`, after
 Kreisel et al., PRL 114, 217002 (2015))::
 
-    delta rho(r) = -(1/pi) Im sum_{R a, R' b} w_a(r - R - tau_a) [G(R) T G(-R')]_ab w_b(r - R' - tau_b)
+    delta rho(r) = -(1/pi) Im sum_{R a, R' b} w_a(r - R - tau_a) [G(R) T G(-R')]_ab
+                                               w_b(r - R' - tau_b)
     K(r)         = delta rho(r) / rho0
 
 with ``rho0`` the clean continuum LDOS averaged over space (the same sum with ``G(R - R')``,
@@ -58,11 +59,10 @@ from typing import Any
 import numpy as np
 
 from .base import Kernel
-from .continuum import (DEFAULT_PROJECTION, check_projection, clean_ldos_mean, continuum_ldos, continuum_ldos_grid,
-                        site_ldos)
+from .continuum import (DEFAULT_PROJECTION, PROJECTION_PARAMS, clean_ldos_mean, continuum_ldos,
+                        continuum_ldos_grid, projection_fields, site_ldos)
 from .lattice_greens import (LatticePropagator, delta_site_ldos, fft_size, greens_function,
                              orbital_reach, site_legs, t_matrix)
-from .orbitals import make_orbital
 from .tight_binding import TightBinding, _check_positive, _is_real
 
 __all__ = ["LatticeKernel"]
@@ -212,12 +212,8 @@ class LatticeKernel(Kernel):
         self.impurity_orbital = int(impurity_orbital)
         self.orbital_sigma = float(orbital_sigma)
         self.reach = float(reach)
-        self.projection = check_projection(projection)
-        self.orbital = orbital
-        self.orbital_file = None if orbital_file is None else str(orbital_file)
-        self.orbital_pitch = None if orbital_pitch is None else float(orbital_pitch)
-        self.orbital_model = make_orbital(orbital, self.orbital_sigma, orbital_file,
-                                          orbital_pitch)
+        self.__dict__.update(projection_fields(projection, orbital, self.orbital_sigma,
+                                               orbital_file, orbital_pitch))
         self.tight_binding = model
         lattice = model.lattice.copy()
         lattice.setflags(write=False)
@@ -441,8 +437,5 @@ class LatticeKernel(Kernel):
             "orbital_sigma": self.orbital_sigma,
             "reach": self.reach,
             "kgrid": self.kgrid,
-            "projection": self.projection,
-            "orbital": self.orbital,
-            "orbital_file": self.orbital_file,
-            "orbital_pitch": self.orbital_pitch,
+            **{key: getattr(self, key) for key in PROJECTION_PARAMS},
         }

@@ -72,11 +72,10 @@ from scipy.optimize import brentq
 from scipy.special import i0e
 
 from .base import Kernel
-from .continuum import (DEFAULT_PROJECTION, check_projection, clean_ldos_mean, continuum_ldos, continuum_ldos_grid,
-                        site_ldos)
+from .continuum import (DEFAULT_PROJECTION, PROJECTION_PARAMS, clean_ldos_mean, continuum_ldos,
+                        continuum_ldos_grid, projection_fields, site_ldos)
 from .lattice_greens import (LatticePropagator, clean_ldos, delta_site_ldos, even_fast_size,
                              greens_function, site_legs, site_positions, t_matrix)
-from .orbitals import make_orbital
 from .tight_binding import square_band, square_max_velocity
 
 __all__ = ["BdGKernel", "OctetVectors", "octet_vectors", "PAIRINGS", "SCATTERERS"]
@@ -255,12 +254,8 @@ class BdGKernel(Kernel):
         self.a = _finite("a", a, lambda v: v > 0)
         self.orbital_sigma = _finite("orbital_sigma", orbital_sigma, lambda v: v > 0)
         self.reach = _finite("reach", reach, lambda v: v > 0)
-        self.projection = check_projection(projection)
-        self.orbital = orbital
-        self.orbital_file = None if orbital_file is None else str(orbital_file)
-        self.orbital_pitch = None if orbital_pitch is None else float(orbital_pitch)
-        self.orbital_model = make_orbital(orbital, self.orbital_sigma, orbital_file,
-                                          orbital_pitch)
+        self.__dict__.update(projection_fields(projection, orbital, self.orbital_sigma,
+                                               orbital_file, orbital_pitch))
         need = _minimum_kgrid(self.reach, self.a, self.orbital_sigma)
         if kgrid is None:
             self._kgrid_given = None
@@ -491,10 +486,7 @@ class BdGKernel(Kernel):
             "orbital_sigma": self.orbital_sigma,
             "reach": self.reach,
             "kgrid": self._kgrid_given,
-            "projection": self.projection,
-            "orbital": self.orbital,
-            "orbital_file": self.orbital_file,
-            "orbital_pitch": self.orbital_pitch,
+            **{key: getattr(self, key) for key in PROJECTION_PARAMS},
         }
 
 
