@@ -23,6 +23,7 @@ Every orbital is normalised, ``∫ |w(r)|² d²r = 1``, and centred on its site:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -38,38 +39,38 @@ GAUSSIAN_CUTOFF = 8.0
 SLATER_CUTOFF = 14.0
 
 
-class Orbital:
+class Orbital(ABC):
     """The amplitude ``w(r)`` of one orbital about its site (normalised to 1)."""
 
     name: str = ""
     #: radius (Å) beyond which ``w`` is taken as zero
     cutoff: float = 0.0
-    #: ``w(x, y) = fx(x) fy(y)`` with one 1D factor (:meth:`factor`)
+    #: ``w(x, y) = factor(x) factor(y)`` (:meth:`factor`), which the fast tables use
     separable: bool = False
 
+    @abstractmethod
     def amplitude(self, dx, dy) -> np.ndarray:
         """``w`` at offsets ``(dx, dy)`` (Å) from the site (zero beyond :attr:`cutoff`)."""
-        raise NotImplementedError
 
     def density(self, dx, dy) -> np.ndarray:
         """``|w|²`` at offsets ``(dx, dy)`` (Å)."""
         return self.amplitude(dx, dy) ** 2
 
+    @abstractmethod
     def overlap(self, dx, dy) -> np.ndarray:
         """``S(d) = ∫ w(r) w(r - d) d²r`` for displacements ``d = (dx, dy)`` (Å)."""
-        raise NotImplementedError
 
     def factor(self, t) -> np.ndarray:
         """The 1D factor of a separable orbital, ``w(x, y) = factor(x) factor(y)``."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} orbitals are not separable")
 
+    @abstractmethod
     def step(self) -> float:
         """A table spacing (Å) that resolves the orbital for cubic interpolation."""
-        raise NotImplementedError
 
+    @abstractmethod
     def params(self) -> dict[str, Any]:
         """What recreates it (the kernel's ``orbital`` parameters)."""
-        raise NotImplementedError
 
 
 class GaussianOrbital(Orbital):
