@@ -103,26 +103,32 @@ class _Images:
     def __len__(self) -> int:
         return self._ds.n_images
 
+    #: which part of an item (image, positions) this view gives
+    _part = 0
+
+    def _picked(self, index: slice) -> range:
+        """The images a slice names, counting the file no further than its stop."""
+        if index.step in (None, 1) and (index.start or 0) >= 0 and \
+                index.stop is not None and index.stop >= 0:
+            start, stop = index.start or 0, self._ds._count(index.stop)
+            return range(start, max(start, stop))
+        return range(*index.indices(self._ds.n_images))
+
     def __getitem__(self, index):
         if isinstance(index, slice):
+            picked = self._picked(index)
             r = self._ds.grid.resolution
-            if index.step in (None, 1) and (index.start or 0) >= 0 and \
-                    index.stop is not None and index.stop >= 0:
-                start, stop = index.start or 0, self._ds._count(index.stop)
-                picked = range(start, max(start, stop))
-            else:
-                picked = range(*index.indices(self._ds.n_images))
             out = np.empty((len(picked), r, r))
             for k, i in enumerate(picked):
                 out[k] = self._ds._item(i)[0]
             return out
-        return self._ds._item(index)[0]
+        return self._ds._item(index)[self._part]
 
     def __iter__(self):
         i = 0
         while True:
             try:
-                yield self._ds._item(i)[0]
+                yield self._ds._item(i)[self._part]
             except IndexError:
                 return
             i += 1
@@ -136,25 +142,12 @@ class _Positions(_Images):
     """``ds.positions`` of a lazy dataset: ``positions[i]`` the scatterers ``(k, 2)`` (Å)
     of image ``i``, ``positions[a:b]`` a list."""
 
+    _part = 1
+
     def __getitem__(self, index):
         if isinstance(index, slice):
-            if index.step in (None, 1) and (index.start or 0) >= 0 and \
-                    index.stop is not None and index.stop >= 0:
-                start, stop = index.start or 0, self._ds._count(index.stop)
-                picked = range(start, max(start, stop))
-            else:
-                picked = range(*index.indices(self._ds.n_images))
-            return [self._ds._item(i)[1] for i in picked]
+            return [self._ds._item(i)[1] for i in self._picked(index)]
         return self._ds._item(index)[1]
-
-    def __iter__(self):
-        i = 0
-        while True:
-            try:
-                yield self._ds._item(i)[1]
-            except IndexError:
-                return
-            i += 1
 
     def __array__(self, dtype=None, copy=None):  # pragma: no cover - ragged
         raise TypeError("positions are ragged (one (k, 2) array per image): index them")
