@@ -132,6 +132,35 @@ def test_detect_kernel_bench_commands(tmp_path, run):
     assert len(json.loads((tmp_path / "q.json").read_text())["positions"]) == 1
 
 
+@pytest.mark.slow  # about 40 s: three rounds of detection on 10 images
+def test_calibrate_save_and_reuse_the_kernel(tmp_path, run):
+    path = tmp_path / "d.csv"
+    run("generate", path, "--n", 10, "--seed", 3, "--resolution", 32, "--fov", 50,
+        "--set", "tip_sigma=0.3", "--min-scatterers", 30, "--max-scatterers", 40,
+        "--noise", 0.1)
+    out = run("kernel", path, "--method", "calibrate", "--images", 10, "--out",
+              tmp_path / "k.npy", "--model", tmp_path / "k.npz").output
+    assert float(out.rsplit(":", 1)[1]) < 1e-3  # it still reproduces the row
+    from qpiset.io import load_kernel_model
+
+    assert load_kernel_model(tmp_path / "k.npz").name == "spline"
+    truth = qpiset.read(path).positions
+    from qpiset.bench import aggregate, score_detections
+
+    scores = {}
+    for name, extra in [("row", ["--no-calibrate"]), ("cal", []),
+                        ("saved", ["--kernel-model", tmp_path / "k.npz"])]:
+        res = run("detect", path, "--out", tmp_path / f"{name}.json", *extra)
+        assert ("calibrated the kernel on 10 images" in res.output) == (name == "cal")
+        found = json.loads((tmp_path / f"{name}.json").read_text())["positions"]
+        scores[name] = aggregate(score_detections(t, p) for t, p in zip(truth, found))
+    assert min(s.f1 for s in scores.values()) >= 0.98
+    assert scores["cal"].rmse < scores["row"].rmse and scores["saved"].rmse < scores["row"].rmse
+    res = run("kernel", path, "--method", "calibrate", "--out", tmp_path / "k2.npy", "--model",
+              tmp_path / "k2.json", code=2)
+    assert "saved as .npz" in res.output
+
+
 def test_bad_predictions_file_is_a_clear_error(tmp_path, run):
     path = tmp_path / "d.csv"
     run("generate", path, "--n", 2, "--resolution", 16, "--max-scatterers", 3)
@@ -176,14 +205,18 @@ def test_refusals_are_one_line_not_tracebacks(tmp_path, run):
     run("generate", lattice, "--n", 2, "--kernel", "lattice", "--set", "structure=square",
         "--set", "mu=-1", "--set", "reach=60", "--energy", 0.1, "--resolution", 32, "--fov", 40,
         "--max-scatterers", 3, "--min-scatterers", 0)
-    for method in ("sparse", "matched"):  # the physics model is anisotropic: refused
-        res = run("detect", lattice, "--physics", "--method", method, "--out",
-                  tmp_path / "p.json", code=1)
-        assert "isotropic kernels only" in res.output and "Traceback" not in res.output
-        assert len(res.output.strip().splitlines()) == 1
-    res = run("bench", lattice, "--physics", "--methods", "sparse", "--out", tmp_path / "b.json",
-              code=1)
-    assert "isotropic kernels only" in res.output and "Traceback" not in res.output
+    for method in ("matched", "sparse"):  # an anisotropic physics model is fitted as it is
+        run("detect", lattice, "--physics", "--method", method, "--out", tmp_path / "p.json",
+            "--overwrite")
+    truth = qpiset.read(lattice).positions
+    found = json.loads((tmp_path / "p.json").read_text())["positions"]
+    assert [len(p) for p in found] == [len(t) for t in truth]
+    res = run("bench", lattice, "--physics", "--kernel-model", tmp_path / "k.npz",
+              "--methods", "sparse", "--out", tmp_path / "b.json", code=2)
+    assert "not both" in res.output and "Traceback" not in res.output
+    res = run("detect", lattice, "--kernel-model", tmp_path / "k.npz", "--out",
+              tmp_path / "q.json", code=1)
+    assert "k.npz" in res.output and len(res.output.strip().splitlines()) == 1
     fig = tmp_path / "c.png"  # contributions of an anisotropic model: rendered, any count
     run("show", lattice, "--index", 0, "--contributions", "--out", fig)
     empty = tmp_path / "none.csv"  # images without scatterers: lsq has nothing to fit

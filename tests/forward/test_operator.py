@@ -74,7 +74,7 @@ def test_terms_and_least_squares_for_any_kernel():
     assert fit.strengths.shape == (0,) and fit.background == pytest.approx(0.5)
     pos = [[0.0, 0.0], [5.0, -2.5]]
     image = op.render(pos, [2.0, 0.5]) + 0.1
-    fit = op.least_squares(image, pos)
-    assert np.allclose(fit.strengths, [2.0, 0.5], atol=1e-6) and fit.background == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="isotropic kernels only"):
-        op.image(pos, [1.0, 1.0])
+    fit = op.least_squares(image, pos)  # the fit model: the table's cubic rule in float64
+    assert np.allclose(fit.strengths, [2.0, 0.5], atol=1e-4) and fit.background == pytest.approx(0.1)
+    peak = np.abs(op.kernel_row).max()
+    assert np.abs(op.image(pos, [2.0, 0.5]) - (image - 0.1).ravel()).max() < 1e-3 * peak

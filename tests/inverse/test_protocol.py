@@ -116,16 +116,18 @@ def test_detector_protocol(name, ds, op):
 @pytest.mark.parametrize("name", _by_name(KERNEL_ESTIMATORS, slow={"blind"}))  # blind: 20-30 s
 def test_kernel_estimator_protocol(name, ds, easy):
     # blind with a smaller search than its default (test_kernel_estimation.py runs that)
-    est = make_kernel_estimator(name, **({"phases": 2, "iterations": 1} if name == "blind"
-                                         else {}))
-    assert isinstance(est, KernelEstimator)
     data = ds if KERNEL_ESTIMATORS[name].learned else easy  # learned: their training grid
+    options = {"blind": {"phases": 2, "iterations": 1}, "calibrate": {"row": data.kernel}}
+    est = make_kernel_estimator(name, **options.get(name, {}))
+    assert isinstance(est, KernelEstimator)
     kernel = est.estimate(np.asarray(data.images), data.grid, data.positions)
     assert isinstance(kernel, Kernel), type(kernel)
     row = kernel.sample(data.grid)
     assert row.shape == data.grid.shape and np.all(np.isfinite(row))
     error = kernel_nmse(row, data.kernel)
-    if name in ("lsq", "blind"):
+    if name == "calibrate":  # the row refined: it still reproduces the row
+        assert error < 1e-3, (name, error)
+    elif name in ("lsq", "blind"):
         assert error < 0.2, (name, error)
     else:
         # learned: their held-out bound (test_learned.py; vae 0.11, direct 0.43 here)

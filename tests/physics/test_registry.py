@@ -15,6 +15,7 @@ from qpiset.core import Grid
 from qpiset.physics import (KERNELS, BdGKernel, FriedelKernel, ImageKernel, LatticeKernel,
                             SampledKernel, TightBinding, describe_kernels, kernel_from_record,
                             make_kernel, wavevector)
+from qpiset.physics.sampled import SampledKernel2D, SplineKernel, spline_knots
 from qpiset.physics.tight_binding import square_band, square_max_velocity
 
 #: Points (Å) where two kernels are compared; inside every model's extent below.
@@ -135,20 +136,27 @@ BUILDERS = {
     "image-array": lambda tmp: _image_array(),
     "image-npy": _image_npy,
     "sampled": lambda tmp: _sampled(),
+    "sampled-2d": lambda tmp: SampledKernel2D(_image_array().image * (1 + 0.1 * np.cos(
+        np.arange(24.0))[None, :]), 50.0),
+    "spline": lambda tmp: SplineKernel(spline_knots(12.0), np.cos(np.arange(53) / 3.0)),
 }
+
+
+def _name(which: str) -> str:
+    return which if which in KERNELS else which.split("-")[0]
 
 
 def test_every_model_of_qpiset_is_covered_below():
     ours = {name for name, cls in KERNELS.items() if cls.__module__.startswith("qpiset.")}
-    assert ours == {"friedel", "lattice", "bdg", "image", "sampled"}
-    covered = {key.split("-")[0] for key in BUILDERS}
+    assert ours == {"friedel", "lattice", "bdg", "image", "sampled", "sampled-2d", "spline"}
+    covered = {_name(key) for key in BUILDERS}
     assert ours <= covered
 
 
 @pytest.mark.parametrize("which", list(BUILDERS))
 def test_make_kernel_of_params_recreates_the_model(which, tmp_path):
     k = BUILDERS[which](tmp_path)
-    assert k.name == which.split("-")[0] and isinstance(k, KERNELS[k.name])
+    assert k.name == _name(which) and isinstance(k, KERNELS[k.name])
     params = k.params()
     assert params["model"] == k.name
     again = make_kernel(**params)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inverse import DETECTORS, file_operator, make_detector
+from ..inverse import DETECTORS, calibrated_operator, file_operator, make_detector
 from ..inverse.refine import refine
 from ..io import Predictions, atomic_output, head, write_json
 from .metrics import DetectionScore, aggregate, nmse, psnr, score_detections
 
 __all__ = ["BANDS", "band_name", "reconstruct", "oracle_positions", "REFERENCES",
            "summarize_records", "run_benchmark", "markdown_table", "save_results",
-           "coverage_notes"]
+           "coverage_notes", "calibration_note"]
 
 
 #: Scatterer-count bands of the report.
@@ -92,7 +92,8 @@ def _covered(preds, n: int) -> dict[int, np.ndarray]:
 
 def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel=None,
                   predictions: dict | None = None, limit: int | None = None,
-                  on_image=None, weights=None) -> dict:
+                  on_image=None, weights=None, calibrate: str = "auto",
+                  on_calibration_step=None) -> dict:
     """Run detectors on every image of ``ds`` and score them against its positions.
 
     Parameters
@@ -118,6 +119,13 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         Only the first ``limit`` images.
     weights : path, optional
         Checkpoint of the learned detectors (default: the shipped weights).
+    calibrate : {"auto", "on", "off"}
+        Self-calibration of the row's kernel before any method runs
+        (:func:`~qpiset.inverse.calibrated_operator`; not with ``kernel``); every method and
+        the oracle then use the calibrated operator. Its time is recorded apart
+        (``config["calibration"]["seconds"]``), not in the methods' seconds per image.
+    on_calibration_step : callable, optional
+        Called with 1 after each calibration step (a progress bar).
 
     Returns
     -------
@@ -128,6 +136,12 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     ds = head(ds, limit)
     n = ds.n_images
     op = file_operator(ds.kernel, ds.grid, kernel)
+    fitted = [m for m in methods if m == "oracle" or (m in DETECTORS and DETECTORS[m].fits_kernel)]
+    calibration = None
+    if kernel is None and fitted and calibrate != "off":
+        calibration = calibrated_operator(ds.images, op, calibrate,
+                                          on_step=on_calibration_step)
+        op = calibration.op
     runs = {}
     which = {}
     for name in methods:
@@ -143,6 +157,7 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
         which[name] = sorted(found)
     out = {"config": {"tol": tol, "images": n, "resolution": ds.grid.resolution,
                       "fov": ds.grid.fov, "kernel": op.kernel.describe(),
+                      "calibration": None if calibration is None else calibration.record(),
                       "bands": [band_name(*b) for b in BANDS]},
            "methods": {}}
     for name, run in runs.items():
@@ -183,11 +198,23 @@ def coverage_notes(results: dict) -> list[str]:
     return notes
 
 
+def calibration_note(record: dict) -> str:
+    """One line on what self-calibration did (a ``config["calibration"]`` record)."""
+    if record.get("applied"):
+        changes = ", ".join(f"{c:.1%}" for c in record["changes"])
+        return (f"Kernel: self-calibrated on {record['images']} images ({record['rounds']} "
+                f"rounds, changes {changes}; {record['seconds']:.0f} s, not in the times "
+                "below).")
+    return f"Kernel: the kernel row as it is ({record.get('skipped')})."
+
+
 def markdown_table(results: dict) -> str:
     """The benchmark as a Markdown table: one row per method and count band."""
     lines = [
         f"Matching tolerance {results['config']['tol']} Å, {results['config']['images']} images.",
         *(f"Note: {line}." for line in coverage_notes(results)),
+        *([calibration_note(results["config"]["calibration"])]
+          if results["config"].get("calibration") else []),
         "",
         "| method | scatterers | images | precision | recall | F1 | RMSE (Å) | mean count error "
         "| image NMSE | PSNR (dB) | median s/image |",

@@ -144,6 +144,22 @@ PHYSICS = click.option("--physics", is_flag=True,
                        help="Use the physics model recorded in the file's metadata (sidecar "
                             "or .npz) instead of the kernel row.")
 
+CALIBRATE = click.option("--calibrate/--no-calibrate", default=None,
+                         help="Refine the kernel row's model finer than the pixels with the "
+                              "scatterers of the first 20 images before detecting "
+                              "(self-calibration). Default: on for an isotropic row in a "
+                              "file of 10 images or more holding 300 scatterers or more; "
+                              "--calibrate also for an anisotropic row.")
+
+KERNEL_MODEL = click.option("--kernel-model", type=click.Path(dir_okay=False), default=None,
+                            help="A kernel model saved by qpiset kernel --model (e.g. a "
+                                 "calibrated one) to use instead of the kernel row's.")
+
+
+def calibration_mode(flag) -> str:
+    """``--calibrate/--no-calibrate`` as a mode of :func:`qpiset.inverse.calibrated_operator`."""
+    return "auto" if flag is None else "on" if flag else "off"
+
 
 def recorded_model(ds, required: bool = False):
     """The physics model the file's metadata records (names it recorded under old

@@ -8,18 +8,47 @@ import click
 import numpy as np
 
 from ..core.errors import FormatError
-from .common import (ORDER, OVERWRITE, PHYSICS, WEIGHTS, RegistryChoice, fail, guarded,
-                     outputs, progress, recorded_model)
+from .common import (CALIBRATE, KERNEL_MODEL, ORDER, OVERWRITE, PHYSICS, WEIGHTS,
+                     RegistryChoice, calibration_mode, fail, guarded, outputs, progress,
+                     recorded_model)
 
 __all__ = ["detect", "kernel_cmd", "bench"]
 
 
-def _operator(ds, physics: bool):
-    """The forward operator of a file: its kernel row, or its recorded physics model."""
-    from ..inverse import file_operator
+def _model(ds, physics: bool, kernel_model):
+    """The kernel model the user names: the file's recorded physics model (--physics), a
+    saved model (--kernel-model), or None (the kernel row's)."""
+    from ..io import load_kernel_model
 
-    return file_operator(ds.kernel, ds.grid, recorded_model(ds, required=True) if physics
-                         else None)
+    if physics and kernel_model:
+        raise click.UsageError("give --physics or --kernel-model, not both")
+    if kernel_model:
+        return load_kernel_model(kernel_model)
+    return recorded_model(ds, required=True) if physics else None
+
+
+def _operator(ds, physics: bool, kernel_model=None, calibrate=None, method=None):
+    """The forward operator of a file: its kernel row's model (self-calibrated when
+    ``calibrate`` allows and ``method`` fits the kernel), a saved model or its recorded
+    physics model; and the calibration record (or None)."""
+    from ..inverse import DETECTORS, calibrated_operator, calibration_steps, file_operator
+
+    model = _model(ds, physics, kernel_model)
+    op = file_operator(ds.kernel, ds.grid, model)
+    if model is not None or method is None or not DETECTORS[method].fits_kernel:
+        return op, None
+    mode = calibration_mode(calibrate)
+    if mode == "off":
+        return op, None
+    with progress(calibration_steps(ds.n_images), "calibrate", unit="step") as bar:
+        cal = calibrated_operator(ds.images, op, mode, on_step=bar.update)
+    if cal.skipped is None:
+        click.echo(f"calibrated the kernel on {cal.images} images ({cal.scatterers[-1]} "
+                   f"scatterers, {cal.rounds} rounds, last change {cal.changes[-1]:.2%})",
+                   err=True)
+    elif mode == "on" or cal.rounds:
+        click.echo(f"kept the kernel row: {cal.skipped}", err=True)
+    return cal.op, cal
 
 
 @click.command()
@@ -34,10 +63,13 @@ def _operator(ds, physics: bool):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
 @WEIGHTS
 @PHYSICS
+@KERNEL_MODEL
+@CALIBRATE
 @ORDER
 @OVERWRITE
 @guarded
-def detect(path, method, out, limit, weights, physics, order, overwrite):
+def detect(path, method, out, limit, weights, physics, kernel_model, calibrate, order,
+           overwrite):
     """Find the scatterers in every image of PATH (positions in Å, one list per image row).
 
     The file is read as the detector goes (bounded memory); with --limit, nothing beyond
@@ -47,11 +79,11 @@ def detect(path, method, out, limit, weights, physics, order, overwrite):
 
     outputs(out, overwrite=overwrite)
     ds = head(open_dataset(path, order=order), limit)
-    op = _operator(ds, physics)
     try:
         detector = make_detector(method, weights=weights)
     except ValueError as exc:  # a learned method without torch, or a bad checkpoint
         fail(str(exc))
+    op, _ = _operator(ds, physics, kernel_model, calibrate, method)
     n = ds.n_images
     parts = []
     with progress(n, f"detect ({method})") as bar:
@@ -70,31 +102,39 @@ def detect(path, method, out, limit, weights, physics, order, overwrite):
 @click.option("--method", type=RegistryChoice("qpiset.inverse:KERNEL_ESTIMATORS"), default="lsq",
               show_default=True,
               help="lsq: least squares with the file's positions; blind: from the images alone; "
-                   "vae: learned, two-step latent alignment (extra 'ml'); direct: its one-step "
-                   "baseline.")
+                   "calibrate: the kernel row refined finer than the pixels with the "
+                   "scatterers found in the images; vae: learned, two-step latent alignment "
+                   "(extra 'ml'); direct: its one-step baseline.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Kernel image (.npy), indexed [iy, ix] on the file's grid.")
+@click.option("--model", "model_out", type=click.Path(dir_okay=False), default=None,
+              help="Also save the kernel model itself (.npz; finer than the grid for "
+                   "calibrate), for detect/bench --kernel-model.")
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=8, show_default=True,
               help="How many images to use.")
 @WEIGHTS
 @ORDER
 @OVERWRITE
 @guarded
-def kernel_cmd(path, method, out, n_images, weights, order, overwrite):
+def kernel_cmd(path, method, out, model_out, n_images, weights, order, overwrite):
     """Estimate the single-scatterer kernel from the images; compare with the kernel row.
 
     Only the first --images images are read."""
     from ..bench import kernel_nmse
     from ..inverse import make_kernel_estimator
-    from ..io import atomic_output, head, open_dataset
+    from ..io import atomic_output, head, open_dataset, save_kernel_model
 
-    outputs(out, overwrite=overwrite)
+    if model_out is not None and Path(model_out).suffix != ".npz":
+        raise click.BadParameter(f"{model_out}: a kernel model is saved as .npz",
+                                 param_hint="--model")
+    outputs(out, *([model_out] if model_out else []), overwrite=overwrite)
     ds = head(open_dataset(path, order=order), n_images)
     n = ds.n_images
     if n == 0:
         raise FormatError(path, None, None, "no images to estimate a kernel from")
+    options = {"row": np.asarray(ds.kernel)} if method == "calibrate" else {}
     try:
-        estimator = make_kernel_estimator(method, weights=weights)
+        estimator = make_kernel_estimator(method, weights=weights, **options)
         images, positions = np.asarray(ds.images[:n]), ds.positions[:n]
         kernel = _estimate(estimator, method, images, ds.grid, positions)
     except ValueError as exc:  # a learned method without torch, a bad checkpoint or grid
@@ -102,6 +142,13 @@ def kernel_cmd(path, method, out, n_images, weights, order, overwrite):
     img = kernel.sample(ds.grid)
     with atomic_output(out, compress=False) as f:
         np.save(f, img)
+    if model_out is not None:
+        save_kernel_model(model_out, kernel)
+    cal = getattr(estimator, "calibration", None)
+    if cal is not None:
+        click.echo(f"calibrated on {cal.images} images ({cal.scatterers[-1]} scatterers, "
+                   f"{cal.rounds} rounds, changes "
+                   f"{', '.join(f'{c:.2%}' for c in cal.changes)})", err=True)
     click.echo(f"{out}: kernel from {n} images ({method}); NMSE against the file's kernel row "
                f"(best scale and sign): {kernel_nmse(img, ds.kernel):.3e}")
 
@@ -149,11 +196,13 @@ def _prediction_name(path, taken) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
 @WEIGHTS
 @PHYSICS
+@KERNEL_MODEL
+@CALIBRATE
 @ORDER
 @OVERWRITE
 @guarded
-def bench(path, methods, prediction_files, out, tol, limit, weights, physics, order,
-          overwrite):
+def bench(path, methods, prediction_files, out, tol, limit, weights, physics, kernel_model,
+          calibrate, order, overwrite):
     """Run detectors on every image of PATH and score them against the file's positions.
 
     Predictions files may cover any of the images (qpiset detect --limit N covers the first
@@ -161,7 +210,7 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, or
     nothing beyond image N is read."""
     from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
     from ..bench.protocol import coverage_notes
-    from ..inverse import DETECTORS, make_detector
+    from ..inverse import DETECTORS, calibration_steps, make_detector
     from ..io import head, load_predictions, open_dataset
 
     if Path(out).suffix.lower() == ".md":
@@ -190,11 +239,14 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, or
             raise FormatError(p, None, None, f"image {max(pred.images)} is not in {path} "
                                              f"({n} images, 0..{n - 1})")
         predictions[_prediction_name(p, predictions)] = pred
-    kernel = recorded_model(ds, required=True) if physics else None
+    kernel = _model(ds, physics, kernel_model)
     covered = sum(sum(1 for i in p.images if i < n) for p in predictions.values())
-    with progress(n * len(names) + covered, "bench") as bar:
+    mode = calibration_mode(calibrate)
+    with progress(calibration_steps(n), "calibrate", unit="step") as cal_bar, \
+            progress(n * len(names) + covered, "bench") as bar:
         results = run_benchmark(ds, names, tol=tol, kernel=kernel, predictions=predictions,
-                                limit=None, on_image=bar.update, weights=weights)
+                                limit=None, on_image=bar.update, weights=weights,
+                                calibrate=mode, on_calibration_step=cal_bar.update)
     results["config"]["path"] = str(path)
     md = save_results(out, results)
     click.echo(markdown_table(results), nl=False)

@@ -10,7 +10,9 @@ backend for other devices implements the same three methods and registers itself
   interpolation, accumulated in float32 (the simulator's images);
 - :meth:`NumbaBackend.render_grid`: any kernel, a 2D table, cubic convolution (Keys 1981);
 - :meth:`NumbaBackend.radial_model`: isotropic kernel, the same radial rule in float64,
-  with the Jacobian with respect to every scatterer's ``(x, y, s)`` (for fits).
+  with the Jacobian with respect to every scatterer's ``(x, y, s)`` (for fits);
+- :meth:`NumbaBackend.grid_model`: any kernel, the 2D rule in float64, with the same
+  Jacobian (for fits).
 """
 
 from __future__ import annotations
@@ -134,6 +136,76 @@ def _model_jacobian(xs, ys, pos, s, table, dtable, inv_step, img, jac, with_jac)
                     jac[p, 3 * j + 2] = k
 
 
+@numba.njit(cache=True, inline="always")
+def _cubic_slopes(f):  # pragma: no cover - jit
+    """Derivatives of :func:`_cubic_weights` with respect to ``f``."""
+    f2 = f * f
+    return (-1.5 * f2 + 2.0 * f - 0.5, 4.5 * f2 - 5.0 * f, -4.5 * f2 + 4.0 * f + 0.5,
+            1.5 * f2 - f)
+
+
+@numba.njit(cache=True, fastmath=True, boundscheck=False)
+def _grid_model_jacobian(xs, ys, pos, s, table, inv_step, centre, img, jac,
+                         with_jac):  # pragma: no cover - jit
+    """img[p] += s_j K(x - x_j, y - y_j) by cubic convolution in the table [iy, ix] whose
+    sample (centre, centre) is K(0, 0) (zero outside it), in float64; with ``with_jac``,
+    jac[p, 3j:3j+3] = (-s_j dK/dx, -s_j dK/dy, K), the derivatives of the same rule."""
+    nx = xs.shape[0]
+    last = table.shape[0] - 2
+    wu = np.empty((nx, 4))
+    du = np.empty((nx, 4))
+    iu = np.empty(nx, np.int64)
+    for j in range(pos.shape[0]):
+        px, py, sj = pos[j, 0], pos[j, 1], s[j]
+        for ix in range(nx):
+            u = (xs[ix] - px) * inv_step + centre
+            iu[ix] = -1
+            if u >= 1.0 and u < last:
+                i = np.int64(u)
+                iu[ix] = i
+                w0, w1, w2, w3 = _cubic_weights(u - i)
+                wu[ix, 0], wu[ix, 1], wu[ix, 2], wu[ix, 3] = w0, w1, w2, w3
+                d0, d1, d2, d3 = _cubic_slopes(u - i)
+                du[ix, 0], du[ix, 1], du[ix, 2], du[ix, 3] = d0, d1, d2, d3
+        for iy in range(ys.shape[0]):
+            v = (ys[iy] - py) * inv_step + centre
+            inside = v >= 1.0 and v < last
+            k = np.int64(v) if inside else 0
+            v0, v1, v2, v3 = _cubic_weights(v - k)
+            e0, e1, e2, e3 = _cubic_slopes(v - k)
+            for ix in range(nx):
+                p = iy * nx + ix
+                i = iu[ix]
+                if not inside or i < 0:
+                    if with_jac:
+                        jac[p, 3 * j] = 0.0
+                        jac[p, 3 * j + 1] = 0.0
+                        jac[p, 3 * j + 2] = 0.0
+                    continue
+                val = 0.0
+                gx = 0.0
+                gy = 0.0
+                for dv in range(4):
+                    row = k - 1 + dv
+                    t0 = table[row, i - 1]
+                    t1 = table[row, i]
+                    t2 = table[row, i + 1]
+                    t3 = table[row, i + 2]
+                    r = wu[ix, 0] * t0 + wu[ix, 1] * t1 + wu[ix, 2] * t2 + wu[ix, 3] * t3
+                    wv = v0 if dv == 0 else v1 if dv == 1 else v2 if dv == 2 else v3
+                    val += wv * r
+                    if with_jac:
+                        dr = du[ix, 0] * t0 + du[ix, 1] * t1 + du[ix, 2] * t2 + du[ix, 3] * t3
+                        ev = e0 if dv == 0 else e1 if dv == 1 else e2 if dv == 2 else e3
+                        gx += wv * dr
+                        gy += ev * r
+                img[p] += sj * val
+                if with_jac:
+                    jac[p, 3 * j] = -sj * gx * inv_step
+                    jac[p, 3 * j + 1] = -sj * gy * inv_step
+                    jac[p, 3 * j + 2] = val
+
+
 class NumbaBackend:
     """The CPU backend: numba-compiled loops, parallel over the images of a batch.
 
@@ -180,6 +252,13 @@ class NumbaBackend:
         """``img[iy * nx + ix] += sum_j s_j K(r_p - pos_j)`` in float64 and, with
         ``with_jac``, ``jac[p, 3j:3j+3] = d/d(x_j, y_j, s_j)``."""
         _model_jacobian(xs, ys, pos, s, table, dtable, inv_step, img, jac, with_jac)
+
+    def grid_model(self, xs, ys, pos, s, table, inv_step, centre, img, jac,
+                   with_jac: bool) -> None:
+        """As :meth:`radial_model` for any kernel: a 2D table ``[iy, ix]`` (float64) whose
+        sample ``(centre, centre)`` is ``K(0, 0)``, cubic convolution (the rule of
+        :meth:`render_grid`) and its derivatives."""
+        _grid_model_jacobian(xs, ys, pos, s, table, inv_step, centre, img, jac, with_jac)
 
 
 #: Backends by name.

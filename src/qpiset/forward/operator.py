@@ -12,8 +12,9 @@ reconstruction, the figures and the reader's pixel-order check:
   convolution (third-order accurate). Positions are continuous, never snapped to pixels.
 - :attr:`Forward.kernel_row`: the dataset's kernel row, one scatterer of strength 1 at
   (0, 0) (or the row a file gives, when the operator is made from a file's kernel).
-- :meth:`Forward.image`, :meth:`Forward.image_and_jacobian`: the same radial model in
-  float64 with its Jacobian, for fits (isotropic kernels); :meth:`Forward.window` restricts
+- :meth:`Forward.image`, :meth:`Forward.image_and_jacobian`: the model in float64 with
+  its Jacobian, for fits: an isotropic kernel by the same radial rule, any other by the
+  2D table's cubic convolution and its derivatives; :meth:`Forward.window` restricts
   it to a rectangle of pixels; :meth:`Forward.terms` gives each scatterer's pattern and
   :meth:`Forward.least_squares` fits strengths and a constant background to an image with
   the positions fixed (any kernel).
@@ -62,8 +63,9 @@ class Forward:
     backend : str
         Where the loops run (:data:`~.backends.BACKENDS`).
     reach : float, optional
-        Largest scatterer-pixel distance (Å) the fitting model covers; default: scatterers
-        up to half a field outside the image.
+        Largest scatterer-pixel distance (Å) the fitting model covers (along each axis for
+        an anisotropic kernel, whose table is square); default: scatterers up to half a
+        field (a quarter for an anisotropic kernel) outside the image.
 
     Examples
     --------
@@ -183,21 +185,43 @@ class Forward:
 
     # -- the fitting model ---------------------------------------------------------------
     def require_isotropic(self) -> None:
-        """``ValueError`` unless the kernel is isotropic (the fitting model's condition)."""
+        """``ValueError`` unless the kernel is isotropic (for methods that model ``K(r)``)."""
         if not self.kernel.isotropic:
-            raise ValueError(f"the detectors model isotropic kernels only; "
-                             f"{self.kernel.name!r} is anisotropic (use the file's kernel "
-                             "row, which they treat as isotropic, or an isotropic model)")
+            raise ValueError(f"this method models isotropic kernels only; "
+                             f"{self.kernel.name!r} is anisotropic")
 
     def _tables(self):
-        """``(RadialTable, step, table, dtable)`` of the fitting model (made once)."""
+        """The fitting model's tables (made once): ``("radial", RadialTable, step, table,
+        dtable)`` for an isotropic kernel, ``("grid", GridTable, table, 1/step, centre)``
+        for any other (a square table, step the model's own or ``pitch / 8``, whichever is
+        coarser; cubic convolution)."""
         if self._fit is None:
-            self.require_isotropic()
-            reach = self._reach or np.sqrt(2.0) * 1.5 * self.grid.fov + 1.0
-            table = self.kernel.radial_table(reach)
-            values = np.ascontiguousarray(table.values, dtype=np.float64)
-            self._fit = (table, table.step, values, np.gradient(values, table.step))
+            if self.kernel.isotropic:
+                reach = self._reach or np.sqrt(2.0) * 1.5 * self.grid.fov + 1.0
+                table = self.kernel.radial_table(reach)
+                values = np.ascontiguousarray(table.values, dtype=np.float64)
+                self._fit = ("radial", table, table.step, values,
+                             np.gradient(values, table.step))
+            else:
+                half = self._reach or 1.25 * self.grid.fov + self.grid.pitch
+                step = max(self.kernel.default_step(), self.grid.pitch / 8,
+                           2 * half / (MAX_GRID_TABLE - 1))
+                table = self.kernel.grid_table(half, step)
+                values = np.ascontiguousarray(table.values, dtype=np.float64)
+                self._fit = ("grid", table, values, 1.0 / table.step,
+                             table.half_width / table.step)
         return self._fit
+
+    def _model(self, pos, s, img, jac, with_jac: bool) -> None:
+        fit = self._tables()
+        if fit[0] == "radial":
+            _, _, step, table, dtable = fit
+            self.backend.radial_model(self.xs, self.ys, pos, s, table, dtable, 1.0 / step, img,
+                                      jac, with_jac)
+        else:
+            _, _, table, inv_step, centre = fit
+            self.backend.grid_model(self.xs, self.ys, pos, s, table, inv_step, centre, img,
+                                    jac, with_jac)
 
     @property
     def npix(self) -> int:
@@ -225,12 +249,10 @@ class Forward:
 
     def image(self, positions: np.ndarray, strengths: np.ndarray) -> np.ndarray:
         """Flattened fit image ``(npix,)`` of scatterers at ``positions`` (k, 2)."""
-        _, step, table, dtable = self._tables()
         img = np.zeros(self.npix)
         pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 2)
         s = np.ascontiguousarray(strengths, dtype=np.float64).reshape(-1)
-        self.backend.radial_model(self.xs, self.ys, pos, s, table, dtable, 1.0 / step, img,
-                                  np.empty((1, 1)), False)
+        self._model(pos, s, img, np.empty((1, 1)), False)
         return img
 
     def image_and_jacobian(self, positions: np.ndarray, strengths: np.ndarray, out=None):
@@ -239,34 +261,26 @@ class Forward:
         ``out``: a C-ordered float32 or float64 array ``(npix, m)``, ``m >= 3k``, to write
         the Jacobian into (its first ``3k`` columns; the rest are left alone).
         """
-        _, step, table, dtable = self._tables()
         pos = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 2)
         s = np.ascontiguousarray(strengths, dtype=np.float64).reshape(-1)
         img = np.zeros(self.npix)
         jac = np.empty((self.npix, 3 * len(pos))) if out is None else out
         if jac.shape[0] != self.npix or jac.shape[1] < 3 * len(pos):
             raise ValueError(f"out has shape {jac.shape}, needs ({self.npix}, >= {3 * len(pos)})")
-        self.backend.radial_model(self.xs, self.ys, pos, s, table, dtable, 1.0 / step, img,
-                                  jac, True)
+        self._model(pos, s, img, jac, True)
         return img, jac
 
     def kernel_at_offsets(self, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """``K`` at arbitrary offsets (Å), by the fitting model's table."""
-        return self._tables()[0](np.hypot(dx, dy))
+        fit = self._tables()
+        return fit[1](np.hypot(dx, dy)) if fit[0] == "radial" else fit[1](dx, dy)
 
     def terms(self, positions) -> np.ndarray:
         """Each scatterer's pattern at unit strength, ``(k, npix)`` flattened like the
-        fitting model's images: the Jacobian's strength columns for an isotropic kernel,
-        rendered images for any other (on the whole grid only)."""
+        fitting model's images (the Jacobian's strength columns)."""
         pos = np.asarray(positions, float).reshape(-1, 2)
-        if self.kernel.isotropic:
-            _, J = self.image_and_jacobian(pos, np.ones(len(pos)))
-            return J[:, 2::3].T  # d/ds_i = K(r - r_i)
-        if self.box != (0, self.grid.resolution, 0, self.grid.resolution):
-            raise ValueError("windows of an anisotropic kernel's model are not supported")
-        if len(pos) == 0:
-            return np.zeros((0, self.npix))
-        return self.render_batch([p[None] for p in pos]).reshape(len(pos), -1)
+        _, J = self.image_and_jacobian(pos, np.ones(len(pos)))
+        return J[:, 2::3].T  # d/ds_i = K(r - r_i)
 
     def least_squares(self, image: np.ndarray, positions) -> StrengthFit:
         """Strengths (unconstrained) and a constant background by linear least squares

@@ -8,14 +8,18 @@ Every method honours one protocol (:mod:`.protocols`): a detector's
 - detectors: ``"matched"`` (:class:`MatchedFilter`), ``"sparse"``
   (:class:`SparseDeconvolution`), and, with the extra ``ml``, ``"unet"`` and ``"hybrid"``
   (:mod:`.learned`);
-- kernel estimators: ``"lsq"`` and ``"blind"`` (:mod:`.kernel`), ``"vae"`` and
-  ``"direct"`` (:mod:`.learned`).
+- kernel estimators: ``"lsq"`` and ``"blind"`` (:mod:`.kernel`), ``"calibrate"``
+  (:mod:`.calibrate`), ``"vae"`` and ``"direct"`` (:mod:`.learned`).
 
 Detectors work from what a file gives, the images and the kernel row
-(:func:`file_operator`), or from a physics model when the user names one.
+(:func:`file_operator`: isotropic, or 2D when the row is not), or from a physics model when
+the user names one; :func:`calibrated_operator` refines the row's kernel finer than the
+pixels with the scatterers the images hold (self-calibration).
 """
 
-from .file_kernel import ANISOTROPY_WARNING, file_kernel, file_operator
+from .calibrate import (CalibratedKernel, Calibration, calibrate, calibrate_kernel,
+                        calibrated_operator, calibration_steps)
+from .file_kernel import ANISOTROPY, file_kernel, file_operator
 from .kernel import (BlindKernel, LeastSquaresKernel, SplineKernel, blind_kernel,
                      kernel_from_positions, ring_wavevector)
 from .matched import MatchedFilter
@@ -30,4 +34,6 @@ __all__ = ["Detections", "Detector", "KernelEstimator", "DETECTORS", "KERNEL_EST
            "make_kernel_estimator", "detect", "estimate_kernel", "learned_available",
            "MatchedFilter", "SparseDeconvolution", "pixel_noise", "SplineKernel",
            "LeastSquaresKernel", "BlindKernel", "kernel_from_positions", "blind_kernel",
-           "ring_wavevector", "file_kernel", "file_operator", "ANISOTROPY_WARNING"]
+           "ring_wavevector", "file_kernel", "file_operator", "ANISOTROPY", "calibrate",
+           "calibrate_kernel", "calibrated_operator", "calibration_steps", "Calibration",
+           "CalibratedKernel"]

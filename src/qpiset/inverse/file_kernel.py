@@ -3,26 +3,28 @@
 The kernel row covers only ±fov/2 around its scatterer, while scatterers anywhere in the
 field reach pixels up to ``sqrt(2) fov`` away. :func:`file_kernel` extends it with the 2D
 Friedel asymptotic form fitted to its outer half
-(:class:`~qpiset.physics.SampledKernel`; a taper when that form does not fit).
+(:class:`~qpiset.physics.SampledKernel`; a taper when that form does not fit). A row that
+is not isotropic (a lattice, a superconductor: its values spread around its rings by more
+than :data:`ANISOTROPY` of the peak) keeps its shape: the isotropic model of its ring means
+plus its departure from them (:class:`~qpiset.physics.SampledKernel2D`).
 :func:`file_operator` is the forward operator the detectors and the benchmark use for a
 file: that kernel (or a named physics model), with the file's own row as the kernel row.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..core.grid import Grid
 from ..forward import Forward
-from ..physics import SampledKernel
+from ..physics import SampledKernel, SampledKernel2D
 
-__all__ = ["file_kernel", "file_operator", "ANISOTROPY_WARNING"]
+__all__ = ["file_kernel", "file_operator", "ANISOTROPY"]
 
 #: Relative spread of the kernel row around its rings above which the file's kernel is
-#: called anisotropic (a lattice model, say): the isotropic model then misfits it.
-ANISOTROPY_WARNING = 0.02
+#: modelled in 2D (:class:`~qpiset.physics.SampledKernel2D`): an isotropic kernel sampled
+#: on a square grid spreads by less than 1e-3 of its peak (the grid's own rounding).
+ANISOTROPY = 0.02
 
 
 def _check_row(kernel_image, grid: Grid) -> np.ndarray:
@@ -39,7 +41,7 @@ def _check_row(kernel_image, grid: Grid) -> np.ndarray:
     return row
 
 
-def file_kernel(kernel_image: np.ndarray, grid: Grid) -> SampledKernel:
+def file_kernel(kernel_image: np.ndarray, grid: Grid) -> SampledKernel | SampledKernel2D:
     """The continuous kernel model made from a file's kernel row (see module docs).
 
     Parameters
@@ -51,16 +53,14 @@ def file_kernel(kernel_image: np.ndarray, grid: Grid) -> SampledKernel:
 
     Returns
     -------
-    SampledKernel
-        Isotropic; a kernel row whose values spread around its rings by more than
-        :data:`ANISOTROPY_WARNING` of the peak gets a warning (the detectors will misfit
-        it).
+    SampledKernel or SampledKernel2D
+        Isotropic, unless the row's values spread around its rings by more than
+        :data:`ANISOTROPY` of the peak: then the 2D model.
     """
-    kernel = SampledKernel.from_image(_check_row(kernel_image, grid), grid)
-    if kernel.anisotropy > ANISOTROPY_WARNING:
-        warnings.warn(f"the kernel row is anisotropic (spread {kernel.anisotropy:.2g} of its "
-                      "peak around rings); the detectors model it as isotropic",
-                      stacklevel=2)
+    row = _check_row(kernel_image, grid)
+    kernel = SampledKernel.from_image(row, grid)
+    if kernel.anisotropy > ANISOTROPY:
+        return SampledKernel2D(row, grid.fov)
     return kernel
 
 

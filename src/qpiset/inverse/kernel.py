@@ -13,57 +13,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.interpolate import BSpline
 
 from ..core.grid import Grid
-from ..physics import RadialKernel
+from ..physics import RadialKernel, SplineKernel
+from ..physics.sampled import spline_knots as _knots
 
 __all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "blind_steps",
            "ring_wavevector", "LeastSquaresKernel", "BlindKernel"]
-
-
-def _knots(rmax: float, fine: float = 0.25, coarse: float = 0.5, split: float = 8.0) -> np.ndarray:
-    inner = np.arange(0.0, min(split, rmax), fine)
-    outer = np.arange(inner[-1] + coarse if inner.size else 0.0, rmax + coarse, coarse)
-    t = np.concatenate([inner, outer])
-    return np.concatenate([[t[0]] * 3, t, [t[-1]] * 3])
-
-
-class SplineKernel(RadialKernel):
-    """An isotropic kernel given by radial cubic B-spline coefficients.
-
-    Examples
-    --------
-    >>> K = SplineKernel(_knots(10.0), np.ones(len(_knots(10.0)) - 4))
-    >>> SplineKernel(**{k: v for k, v in K.params().items() if k != "model"}) == K
-    True
-    """
-
-    name = "spline"
-
-    def __init__(self, knots: np.ndarray, coef: np.ndarray) -> None:
-        self.knots = np.asarray(knots, float)
-        self.coef = np.asarray(coef, float)
-        self._spline = BSpline(self.knots, self.coef, 3, extrapolate=False)
-        self.r_max = float(self.knots[-1])
-
-    def radial(self, r: np.ndarray) -> np.ndarray:
-        r = np.abs(np.asarray(r, float))
-        out = self._spline(np.minimum(r, self.r_max))
-        return np.nan_to_num(out)
-
-    def default_step(self) -> float:
-        return 0.01
-
-    def params(self) -> dict[str, Any]:
-        return {"model": self.name, "knots": self.knots.tolist(), "coef": self.coef.tolist()}
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": self.name, "knots": int(self.knots.size), "r_max": self.r_max}
 
 
 def _design(grid: Grid, positions: np.ndarray, strengths: np.ndarray, knots: np.ndarray):
@@ -86,7 +47,9 @@ def _design(grid: Grid, positions: np.ndarray, strengths: np.ndarray, knots: np.
 
 def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.ndarray],
                           grid: Grid, strengths: Sequence[np.ndarray] | None = None,
-                          smooth: float = 1e-6, rmax: float | None = None) -> SplineKernel:
+                          smooth: float = 1e-6, rmax: float | None = None,
+                          weights: Sequence[float] | None = None,
+                          backgrounds: Sequence[bool] | None = None) -> SplineKernel:
     """Least-squares kernel from images whose scatterer positions (and strengths) are known.
 
     Parameters
@@ -98,6 +61,14 @@ def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.n
         Default 1 (the overall scale of ``K`` and ``s`` is not separable anyway).
     smooth : float
         Weight of the second-difference penalty, relative to the mean diagonal.
+    rmax : float, optional
+        Outermost knot (Å); default: as far as a pixel is from a scatterer.
+    weights : sequence of float, optional
+        Weight of each image in the least squares (default 1).
+    backgrounds : sequence of bool, optional
+        Whether each image shares the one constant background that is fitted (default:
+        all do; one background for all pins the kernel's constant offset, which a
+        background per image would leave free).
 
     Returns
     -------
@@ -123,12 +94,14 @@ def kernel_from_positions(images: Sequence[np.ndarray], positions: Sequence[np.n
     rmax = rmax or np.sqrt(2.0) * (grid.fov / 2 + far) + 1.0
     knots = _knots(rmax)
     blocks, rhs = [], []
+    shared = [True] * len(positions) if backgrounds is None else [bool(b) for b in backgrounds]
     for n, (img, pos) in enumerate(zip(images, positions)):
         s = np.ones(len(pos)) if strengths is None else strengths[n]
+        w = 1.0 if weights is None else float(np.sqrt(weights[n]))
         D = _design(grid, pos, s, knots)
-        ones = sp.csr_matrix(np.ones((D.shape[0], 1)))
-        blocks.append(sp.hstack([D, ones]))  # + a background per dataset
-        rhs.append(np.asarray(img, float).ravel())
+        ones = sp.csr_matrix(np.full((D.shape[0], 1), 1.0 if shared[n] else 0.0))
+        blocks.append(w * sp.hstack([D, ones]))  # + the background they share
+        rhs.append(w * np.asarray(img, float).ravel())
     A = sp.vstack(blocks).tocsr()
     y = np.concatenate(rhs)
     AtA = (A.T @ A).toarray()

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from ..core.checks import as_image_stack
 from ..forward import Forward
-from ..physics import RadialKernel
+from ..physics import Kernel, RadialKernel
 from .grid_ops import CandidateGrid
 from .protocols import Detections, check_operator
 
@@ -31,7 +31,7 @@ __all__ = ["MatchedFilter"]
 
 
 class _Windowed(RadialKernel):
-    """``K(r) exp(-(r/window)²)``: the matched filter's template."""
+    """``K(r) exp(-(r/window)²)``: the matched filter's template (isotropic kernels)."""
 
     name = "windowed"
 
@@ -41,6 +41,30 @@ class _Windowed(RadialKernel):
     def radial(self, r):
         r = np.asarray(r, float)
         return self.kernel.radial(r) * np.exp(-((r / self.window) ** 2))
+
+    def params(self):
+        return {"model": self.name, "window": self.window, "kernel": self.kernel.params()}
+
+
+class _Windowed2D(Kernel):
+    """``K(x, y) exp(-(r/window)²)``: the template of any other kernel."""
+
+    name = "windowed-2d"
+
+    def __init__(self, kernel, window: float) -> None:
+        self.kernel, self.window = kernel, float(window)
+
+    def evaluate(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        return self.kernel.evaluate(x, y) * np.exp(-(x * x + y * y) / self.window**2)
+
+    def evaluate_grid(self, x, y):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        return self.kernel.evaluate_grid(x, y) * np.exp(
+            -(x[None, :] ** 2 + y[:, None] ** 2) / self.window**2)
+
+    def default_step(self):
+        return self.kernel.default_step()
 
     def params(self):
         return {"model": self.name, "window": self.window, "kernel": self.kernel.params()}
@@ -67,9 +91,12 @@ class MatchedFilter:
     def _bind(self, op: Forward):
         """The correlation operator of ``op``'s windowed kernel (made once per operator)."""
         if self._bound is None or self._bound[0] is not op:
-            op.require_isotropic()
-            template = Forward(_Windowed(op.kernel, self.window), op.grid,
-                               backend=op.backend.name)
+            if op.kernel.isotropic:
+                template = Forward(_Windowed(op.kernel, self.window), op.grid,
+                                   backend=op.backend.name)
+            else:  # the window makes the template negligible beyond 4 windows (1e-7)
+                template = Forward(_Windowed2D(op.kernel, self.window), op.grid,
+                                   backend=op.backend.name, reach=4 * self.window)
             corr = CandidateGrid(template, oversample=1, margin=0)
             self._bound = (op, corr, corr.column_norm())
         return self._bound[1:]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.checks import as_image_stack
+from .calibrate import CalibratedKernel
 from .kernel import BlindKernel, LeastSquaresKernel
 from .matched import MatchedFilter
 from .protocols import Detections, Detector, KernelEstimator, check_operator
@@ -29,12 +30,15 @@ __all__ = ["DETECTORS", "KERNEL_ESTIMATORS", "Method", "register_detector",
 @dataclass(frozen=True)
 class Method:
     """A registered method: how to make it, a one-line summary, whether it is learned
-    (needs torch; takes ``weights``) and whether ``qpiset demo`` benchmarks it."""
+    (needs torch; takes ``weights``), whether ``qpiset demo`` benchmarks it and whether
+    it fits the kernel model of the forward operator (so that self-calibration refines
+    what it uses)."""
 
     factory: Callable[..., Any]
     summary: str
     learned: bool = False
     demo: bool = True
+    fits_kernel: bool = True
 
 
 #: Detectors by name.
@@ -44,11 +48,13 @@ KERNEL_ESTIMATORS: dict[str, Method] = {}
 
 
 def register_detector(name: str, factory: Callable[..., Detector], summary: str,
-                      learned: bool = False, demo: bool = True) -> None:
+                      learned: bool = False, demo: bool = True,
+                      fits_kernel: bool = True) -> None:
     """Add a detector: ``factory(**options)`` (learned ones also take ``weights=``) makes
     an object with ``detect(images, op) -> Detections``; ``demo``: whether ``qpiset demo``
-    benchmarks it."""
-    DETECTORS[name] = Method(factory, summary, learned, demo)
+    benchmarks it; ``fits_kernel``: whether it uses ``op``'s kernel model (not only the
+    kernel row)."""
+    DETECTORS[name] = Method(factory, summary, learned, demo, fits_kernel)
 
 
 def register_kernel_estimator(name: str, factory: Callable[..., KernelEstimator], summary: str,
@@ -184,7 +190,8 @@ register_detector("matched", MatchedFilter, "cross-correlation with the kernel a
 register_detector("sparse", SparseDeconvolution,
                   "non-negative l1 on a 2x grid, then continuous refinement and evidence-based "
                   "model selection")
-register_detector("unet", _unet, "kernel-conditioned U-Net, shipped weights", learned=True)
+register_detector("unet", _unet, "kernel-conditioned U-Net, shipped weights", learned=True,
+                  fits_kernel=False)
 register_detector("hybrid", _hybrid, "the U-Net's scatterers refined and model-selected by the "
                                      "physics fit of 'sparse' (its stages 3-4)", learned=True,
                   demo=False)
@@ -192,6 +199,9 @@ register_kernel_estimator("lsq", LeastSquaresKernel,
                           "least squares with the file's positions")
 register_kernel_estimator("blind", BlindKernel, "from the images alone (alternating detection "
                                                 "and least squares)")
+register_kernel_estimator("calibrate", CalibratedKernel,
+                          "the kernel row refined finer than the pixels with the scatterers "
+                          "found in the images (self-calibration)")
 register_kernel_estimator("vae", _learned_kernel("vae"),
                           "learned, two-step latent alignment", learned=True)
 register_kernel_estimator("direct", _learned_kernel("direct"),

@@ -32,6 +32,9 @@
      positive. Trial scatterers are fitted under the strength prior (MAP), on the pixels
      within ``local_half`` of the trial, everything else held.
 
+   - *merge* scatterers closer than ``merge_distance`` (0.2 pitch) into one: the halves
+     of one scatterer at one place make the same image as the whole.
+
    The noise level is estimated from the residual, with a floor of 1e-4 of the image std
    (model precision), so noise-free images are not over-fitted.
 """
@@ -44,6 +47,7 @@ from typing import Callable
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from ..core.checks import as_image_stack
@@ -92,6 +96,8 @@ class SparseDeconvolution:
     local_half: int = 12
     xtol: float = 1e-3
     rtol: float = 1e-5
+    #: Scatterers closer than this (pitches) are one (:meth:`_merge`).
+    merge_distance: float = 0.2
     #: Another source of seeds, ``f(image, op) -> (positions (k, 2) Å, strengths (k,))``,
     #: in place of stages 1-2 (the learned ``hybrid`` detector passes its network's here).
     seeder: Callable[[np.ndarray, object], tuple[np.ndarray, np.ndarray]] | None = None
@@ -169,6 +175,9 @@ class SparseDeconvolution:
                 fit = self._rescore(flat, fit.positions[keep], fit.strengths[keep],
                                     fit.background)
                 changed = True
+            merged = self._merge(fit, flat)
+            if merged is not None:
+                fit, changed = merged, True
             model_img = self.model.image(fit.positions, fit.strengths)
             trial = self._split(fit, model_img, y, self._noise(fit, flat), refused)
             if trial is not None:
@@ -180,8 +189,31 @@ class SparseDeconvolution:
                 break
         fit = refine(self.model, flat, fit.positions, fit.strengths, fit.background,
                      rtol=self.rtol, xtol=self.xtol, max_iter=15)
+        fit = self._merge(fit, flat) or fit
         keep = self._keep(fit, self._noise(fit, flat))
         return fit.positions[keep], fit.strengths[keep]
+
+    def _merge(self, fit: Fit, flat: np.ndarray) -> Fit | None:
+        """Merge scatterers closer than ``merge_distance`` pitches into one (their summed
+        strength at their strength-weighted centre), or None when none are. Two halves of
+        one scatterer at the same place make the same image as the whole: in a noise-free
+        image the fit can still prefer them by rounding, and a split cannot be undone by
+        the strength rules."""
+        pos, s = fit.positions, fit.strengths
+        if len(s) < 2:
+            return None
+        d = np.hypot(*(pos[:, None, :] - pos[None, :, :]).transpose(2, 0, 1))
+        np.fill_diagonal(d, np.inf)
+        close = d < self.merge_distance * self.model.grid.pitch
+        if not close.any():
+            return None
+        _, groups = connected_components(close, directed=False)
+        weight = np.maximum(s, 1e-300)
+        total = np.bincount(groups, weights=s)
+        w = np.bincount(groups, weights=weight)
+        cx = np.bincount(groups, weights=weight * pos[:, 0]) / w
+        cy = np.bincount(groups, weights=weight * pos[:, 1]) / w
+        return self._rescore(flat, np.stack([cx, cy], axis=1), total, fit.background)
 
     def _keep(self, fit: Fit, sigma: float) -> np.ndarray:
         """Which scatterers survive: position at most ``margin`` pixels outside the field,

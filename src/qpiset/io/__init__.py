@@ -12,6 +12,7 @@ from ..core.errors import FormatError
 from .atomic import atomic_output, check_output
 from .convert import convert
 from .formats import file_format, read_sidecar, sidecar_path, write_sidecar
+from .kernels import load_kernel_model, save_kernel_model
 from .lazy import RowDataset, count, head, open_dataset
 from .order import OrderWarning, detect_order
 from .reading import read, stream
@@ -27,5 +28,5 @@ __all__ = [
     "write_stream", "write_store", "atomic_output", "check_output", "RowIndex", "load_json",
     "write_json", "predictions_record", "read_predictions", "read_results",
     "read_family_index", "open_dataset", "RowDataset", "head", "count", "OrderWarning",
-    "Predictions", "load_predictions",
+    "Predictions", "load_predictions", "save_kernel_model", "load_kernel_model",
 ]

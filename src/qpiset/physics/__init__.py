@@ -15,13 +15,14 @@ from .image import ImageKernel
 from .lattice import LatticeKernel
 from .materials import MATERIALS, SurfaceState, material
 from .registry import KERNELS, describe_kernels, kernel_from_record, make_kernel, register_kernel
-from .sampled import SampledKernel
+from .sampled import SampledKernel, SampledKernel2D, SplineKernel
 from .superconductor import BdGKernel, octet_vectors
 from .tight_binding import TightBinding
 
 __all__ = [
     "Kernel", "RadialKernel", "RadialTable", "GridTable", "FriedelKernel", "ImageKernel",
-    "LatticeKernel", "TightBinding", "BdGKernel", "SampledKernel", "octet_vectors", "KERNELS",
+    "LatticeKernel", "TightBinding", "BdGKernel", "SampledKernel", "SampledKernel2D", "SplineKernel",
+    "octet_vectors", "KERNELS",
     "MATERIALS", "SurfaceState", "HBAR2_OVER_2ME", "make_kernel", "kernel_from_record",
     "register_kernel", "material", "wavevector",
     "phase_shift_from_potential", "gaussian_blur_radial", "describe_kernels", "ISOTROPIC",

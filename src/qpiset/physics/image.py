@@ -19,7 +19,29 @@ from scipy.interpolate import RectBivariateSpline
 from ..core.sources import KERNEL_IMAGE_SOURCES
 from .base import Kernel, measure_rotational_symmetry
 
-__all__ = ["ImageKernel", "load_kernel_image"]
+__all__ = ["ImageKernel", "load_kernel_image", "edge_window", "measured_symmetry"]
+
+
+def edge_window(u: np.ndarray, half: float, taper: float) -> np.ndarray:
+    """1 inside ``|u| <= half``, brought to 0 by a cosine over its outer ``taper``
+    fraction, 0 beyond."""
+    w = taper * half
+    a = np.abs(u)
+    if w == 0:
+        return (a <= half).astype(float)
+    t = np.clip((a - (half - w)) / w, 0.0, 1.0)
+    return 0.5 * (1 + np.cos(np.pi * t))
+
+
+def measured_symmetry(kernel: Kernel, pitch: float, radius: float) -> float:
+    """The rotational symmetry of a kernel known from an image of ``pitch`` (cached on it):
+    rotations that change it by at most 5 % (RMS) within ``radius``, on rings half a pixel
+    apart (:func:`~.base.measure_rotational_symmetry`)."""
+    cached = kernel.__dict__.get("_symmetry")
+    if cached is None:
+        cached = measure_rotational_symmetry(kernel, radius, step=pitch / 2, tolerance=0.05)
+        kernel.__dict__["_symmetry"] = cached
+    return cached
 
 
 def load_kernel_image(source: str | Path, fov: float | None = None) -> tuple[np.ndarray, float]:
@@ -96,13 +118,7 @@ class ImageKernel(Kernel):
 
     def _window(self, u: np.ndarray) -> np.ndarray:
         """1 inside, cosine to 0 over the outer ``taper`` of the half-width, 0 outside."""
-        h = self.fov / 2
-        w = self.taper * h
-        a = np.abs(u)
-        if w == 0:
-            return (a <= h).astype(float)
-        t = np.clip((a - (h - w)) / w, 0.0, 1.0)
-        return 0.5 * (1 + np.cos(np.pi * t))
+        return edge_window(u, self.fov / 2, self.taper)
 
     def evaluate(self, x, y):
         x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
@@ -133,13 +149,8 @@ class ImageKernel(Kernel):
         each other, so C2 and C4 are exact tests; an isotropic pattern drawn on too coarse
         a grid measures as C4 (its pixels are), a lattice pattern finer than the pixels as
         no symmetry (1)."""
-        cached = self.__dict__.get("_symmetry")
-        if cached is None:
-            pitch = float(self.axis[1] - self.axis[0])
-            cached = measure_rotational_symmetry(self, (1 - self.taper) * self.fov / 2,
-                                                 step=pitch / 2, tolerance=0.05)
-            self.__dict__["_symmetry"] = cached
-        return cached
+        return measured_symmetry(self, float(self.axis[1] - self.axis[0]),
+                                 (1 - self.taper) * self.fov / 2)
 
     def params(self) -> dict[str, Any]:
         if self.source is None:  # made from an array: the array is the record

@@ -18,7 +18,7 @@ from .friedel import FriedelKernel
 from .image import ImageKernel
 from .lattice import LatticeKernel
 from .materials import MATERIALS
-from .sampled import SampledKernel
+from .sampled import SampledKernel, SampledKernel2D, SplineKernel
 
 __all__ = ["KERNELS", "register_kernel", "make_kernel", "kernel_from_record",
            "describe_kernels"]
@@ -35,7 +35,8 @@ def register_kernel(cls: type[Kernel]) -> type[Kernel]:
     return cls
 
 
-for _cls in (FriedelKernel, LatticeKernel, BdGKernel, ImageKernel, SampledKernel):
+for _cls in (FriedelKernel, LatticeKernel, BdGKernel, ImageKernel, SampledKernel,
+             SampledKernel2D, SplineKernel):
     register_kernel(_cls)
 
 

@@ -1,4 +1,4 @@
-"""A kernel known only from its samples: an isotropic kernel image (e.g. a file's row 3).
+"""A kernel known only from its samples: a kernel image (e.g. a file's row 3).
 
 The kernel row samples ``K`` at the pixel centres, i.e. at distances up to ``fov/sqrt(2)``
 from the scatterer, while scatterers anywhere in the field need ``K`` up to ``sqrt(2) fov``.
@@ -12,6 +12,11 @@ from the scatterer, while scatterers anywhere in the field need ``K`` up to ``sq
   the samples (``q`` free), joined smoothly; if that form does not describe the samples
   (relative residual > 10 %), the kernel is instead tapered to zero over 10 Å — stated in
   :attr:`SampledKernel.extension`.
+
+:class:`SampledKernel2D` is the same for a kernel of any shape (a lattice, a
+superconductor): the isotropic model of the ring means plus the image's departure from
+them, ``D(x, y) = image - ring mean``, interpolated by a bicubic spline and brought to zero
+over the outer tenth of the sampled square (beyond it only the isotropic part is known).
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import BSpline, CubicSpline, RectBivariateSpline
 
 from ..core.grid import Grid
-from .base import RadialKernel
+from .base import Kernel, RadialKernel
+from .image import edge_window, measured_symmetry
 
-__all__ = ["SampledKernel"]
+__all__ = ["SampledKernel", "SampledKernel2D", "SplineKernel", "spline_knots"]
 
 
 def _asymptotic_basis(q: float, r: np.ndarray) -> np.ndarray:
@@ -161,3 +167,136 @@ class SampledKernel(RadialKernel):
     def describe(self) -> dict[str, Any]:
         return {"model": self.name, "samples": int(self.samples.size), "r_max": self.r_max,
                 "extension": self.extension, "anisotropy": self.anisotropy}
+
+
+class SampledKernel2D(Kernel):
+    """A kernel of any shape known from an image: the isotropic :class:`SampledKernel` of
+    its ring means plus the bicubic spline of its departure from them (module docs).
+
+    Parameters
+    ----------
+    image : array_like
+        The kernel image ``[iy, ix]`` of one scatterer at the centre, on the pixel grid
+        ``linspace(-fov/2, fov/2, R)`` (a file's kernel row).
+    fov : float
+        Its field of view (Å).
+    taper : float
+        Fraction of the half-width over which the departure is brought to zero.
+
+    Examples
+    --------
+    >>> g = Grid(32, 50.0)
+    >>> X, Y = g.meshgrid()
+    >>> image = np.cos(X / 2) * np.exp(-(X**2 + Y**2) / 100)
+    >>> K = SampledKernel2D(image, 50.0)
+    >>> bool(np.allclose(K.evaluate(X[8:24, 8:24], Y[8:24, 8:24]), image[8:24, 8:24]))
+    True
+    """
+
+    name = "sampled-2d"
+
+    def __init__(self, image, fov: float, taper: float = 0.1) -> None:
+        image = np.asarray(image, dtype=float)
+        if image.ndim != 2 or image.shape[0] != image.shape[1] or image.shape[0] < 8:
+            raise ValueError(f"expected a square kernel image of at least 8 pixels, got shape "
+                             f"{image.shape}")
+        if not np.all(np.isfinite(image)) or not (np.isfinite(fov) and fov > 0):
+            raise ValueError("the kernel image must be finite and fov > 0")
+        if not 0 <= taper < 1:
+            raise ValueError(f"taper must be in [0, 1), got {taper!r}")
+        self.image, self.fov, self.taper = image, float(fov), float(taper)
+        grid = Grid(image.shape[0], self.fov)
+        self.isotropic_part = SampledKernel.from_image(image, grid)
+        self.anisotropy = self.isotropic_part.anisotropy
+        X, Y = grid.meshgrid()
+        departure = image - self.isotropic_part.radial(np.hypot(X, Y))
+        self.axis = grid.x
+        self._spline = RectBivariateSpline(self.axis, self.axis, departure, kx=3, ky=3, s=0)
+
+    def _window(self, u: np.ndarray) -> np.ndarray:
+        return edge_window(u, self.fov / 2, self.taper)
+
+    def evaluate(self, x, y):
+        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        out = self.isotropic_part.radial(np.hypot(x, y))
+        h = self.fov / 2
+        inside = (np.abs(x) <= h) & (np.abs(y) <= h)
+        if inside.any():
+            xi, yi = x[inside], y[inside]
+            out[inside] += self._spline.ev(yi, xi) * self._window(xi) * self._window(yi)
+        return out
+
+    def evaluate_grid(self, x, y):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if np.any(np.diff(x) <= 0) or np.any(np.diff(y) <= 0):
+            return super().evaluate_grid(x, y)
+        out = self.isotropic_part.radial(np.hypot(x[None, :], y[:, None]))
+        h = self.fov / 2
+        ix, iy = np.flatnonzero(np.abs(x) <= h), np.flatnonzero(np.abs(y) <= h)
+        if ix.size and iy.size:
+            d = self._spline(y[iy], x[ix], grid=True)
+            d *= self._window(y[iy])[:, None] * self._window(x[ix])[None, :]
+            out[np.ix_(iy, ix)] += d
+        return out
+
+    def default_step(self) -> float:
+        return float(self.axis[1] - self.axis[0]) / 8
+
+    @property
+    def rotational_symmetry(self) -> float:
+        """Measured from the model within the untapered square, as for
+        :class:`~qpiset.physics.ImageKernel`."""
+        return measured_symmetry(self, float(self.axis[1] - self.axis[0]),
+                                 (1 - self.taper) * self.fov / 2)
+
+    def params(self) -> dict[str, Any]:
+        return {"model": self.name, "image": self.image.tolist(), "fov": self.fov,
+                "taper": self.taper}
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.name, "image": f"array {self.image.shape[0]}x{self.image.shape[1]}",
+                "fov": self.fov, "anisotropy": self.anisotropy}
+
+
+def spline_knots(rmax: float, fine: float = 0.25, coarse: float = 0.5,
+                 split: float = 8.0) -> np.ndarray:
+    """Knots of a radial cubic B-spline: every ``fine`` Å up to ``split``, then every
+    ``coarse`` Å to ``rmax`` (ends repeated three times)."""
+    inner = np.arange(0.0, min(split, rmax), fine)
+    outer = np.arange(inner[-1] + coarse if inner.size else 0.0, rmax + coarse, coarse)
+    t = np.concatenate([inner, outer])
+    return np.concatenate([[t[0]] * 3, t, [t[-1]] * 3])
+
+
+class SplineKernel(RadialKernel):
+    """An isotropic kernel given by radial cubic B-spline coefficients (an estimated or
+    calibrated kernel, :mod:`qpiset.inverse`).
+
+    Examples
+    --------
+    >>> K = SplineKernel(spline_knots(10.0), np.ones(len(spline_knots(10.0)) - 4))
+    >>> SplineKernel(**{k: v for k, v in K.params().items() if k != "model"}) == K
+    True
+    """
+
+    name = "spline"
+
+    def __init__(self, knots: np.ndarray, coef: np.ndarray) -> None:
+        self.knots = np.asarray(knots, float)
+        self.coef = np.asarray(coef, float)
+        self._spline = BSpline(self.knots, self.coef, 3, extrapolate=False)
+        self.r_max = float(self.knots[-1])
+
+    def radial(self, r: np.ndarray) -> np.ndarray:
+        r = np.abs(np.asarray(r, float))
+        out = self._spline(np.minimum(r, self.r_max))
+        return np.nan_to_num(out)
+
+    def default_step(self) -> float:
+        return 0.01
+
+    def params(self) -> dict[str, Any]:
+        return {"model": self.name, "knots": self.knots.tolist(), "coef": self.coef.tolist()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.name, "knots": int(self.knots.size), "r_max": self.r_max}
