@@ -144,18 +144,15 @@ def test_calibrate_save_and_reuse_the_kernel(tmp_path, run):
     from qpiset.io import load_kernel_model
 
     assert load_kernel_model(tmp_path / "k.npz").name == "spline"
-    truth = qpiset.read(path).positions
-    from qpiset.bench import aggregate, score_detections
-
-    scores = {}
-    for name, extra in [("row", ["--no-calibrate"]), ("cal", []),
+    found = {}
+    for name, extra in [("row", ["--no-calibrate"]), ("auto", []), ("on", ["--calibrate"]),
                         ("saved", ["--kernel-model", tmp_path / "k.npz"])]:
         res = run("detect", path, "--out", tmp_path / f"{name}.json", *extra)
-        assert ("calibrated the kernel on 10 images" in res.output) == (name == "cal")
-        found = json.loads((tmp_path / f"{name}.json").read_text())["positions"]
-        scores[name] = aggregate(score_detections(t, p) for t, p in zip(truth, found))
-    assert min(s.f1 for s in scores.values()) >= 0.98
-    assert scores["cal"].rmse < scores["row"].rmse and scores["saved"].rmse < scores["row"].rmse
+        assert ("calibrated the kernel on 10 images" in res.output) == (name == "on")
+        found[name] = json.loads((tmp_path / f"{name}.json").read_text())["positions"]
+    assert found["auto"] == found["row"]  # ~350 scatterers: too few to calibrate by default
+    assert found["saved"] == found["on"]  # the saved model is the one calibration makes
+    assert found["on"] != found["row"]
     res = run("kernel", path, "--method", "calibrate", "--out", tmp_path / "k2.npy", "--model",
               tmp_path / "k2.json", code=2)
     assert "saved as .npz" in res.output

@@ -148,8 +148,8 @@ CALIBRATE = click.option("--calibrate/--no-calibrate", default=None,
                          help="Refine the kernel row's model finer than the pixels with the "
                               "scatterers of the first 20 images before detecting "
                               "(self-calibration). Default: on for an isotropic row in a "
-                              "file of 10 images or more holding 300 scatterers or more; "
-                              "--calibrate also for an anisotropic row.")
+                              "file of 10 images or more holding 1,000 scatterers or more; "
+                              "--calibrate: whatever the row and the count.")
 
 KERNEL_MODEL = click.option("--kernel-model", type=click.Path(dir_okay=False), default=None,
                             help="A kernel model saved by qpiset kernel --model (e.g. a "

@@ -62,6 +62,30 @@ def _cubic_weights(f):  # pragma: no cover - jit
             -1.5 * f3 + 2.0 * f2 + 0.5 * f, 0.5 * f3 - 0.5 * f2)
 
 
+@numba.njit(cache=True, inline="always")
+def _cubic_slopes(f):  # pragma: no cover - jit
+    """Derivatives of :func:`_cubic_weights` with respect to ``f``."""
+    f2 = f * f
+    return (-1.5 * f2 + 2.0 * f - 0.5, 4.5 * f2 - 5.0 * f, -4.5 * f2 + 4.0 * f + 0.5,
+            1.5 * f2 - f)
+
+
+@numba.njit(cache=True, inline="always")
+def _axis_weights(x, p, inv_step, centre, last, index, weights, slopes):  # pragma: no cover
+    """For each sample ``x[i]``: the first of its 4 table samples along one axis for a
+    scatterer at ``p`` (-1 outside the table), their cubic weights and their slopes."""
+    for i in range(x.shape[0]):
+        u = (x[i] - p) * inv_step + centre
+        index[i] = -1
+        if u >= 1.0 and u < last:
+            k = np.int64(u)
+            index[i] = k
+            w0, w1, w2, w3 = _cubic_weights(u - k)
+            weights[i, 0], weights[i, 1], weights[i, 2], weights[i, 3] = w0, w1, w2, w3
+            d0, d1, d2, d3 = _cubic_slopes(u - k)
+            slopes[i, 0], slopes[i, 1], slopes[i, 2], slopes[i, 3] = d0, d1, d2, d3
+
+
 @numba.njit(cache=True, fastmath=True, boundscheck=False)
 def _accumulate_2d(img, x, pos, strength, count, table, inv_step, centre):  # pragma: no cover
     """img[ix, iy] += s_j K(x[ix] - x_j, x[iy] - y_j) by cubic convolution in a 2D table
@@ -69,19 +93,13 @@ def _accumulate_2d(img, x, pos, strength, count, table, inv_step, centre):  # pr
     res = x.shape[0]
     last = table.shape[0] - 2
     wu = np.empty((res, 4))
+    du = np.empty((res, 4))
     iu = np.empty(res, np.int64)
     for j in range(count):
         px = pos[j, 0]
         py = pos[j, 1]
         s = strength[j]
-        for ix in range(res):
-            u = (x[ix] - px) * inv_step + centre
-            iu[ix] = -1
-            if u >= 1.0 and u < last:
-                i = np.int64(u)
-                iu[ix] = i
-                w0, w1, w2, w3 = _cubic_weights(u - i)
-                wu[ix, 0], wu[ix, 1], wu[ix, 2], wu[ix, 3] = w0, w1, w2, w3
+        _axis_weights(x, px, inv_step, centre, last, iu, wu, du)
         for iy in range(res):
             v = (x[iy] - py) * inv_step + centre
             if v < 1.0 or v >= last:
@@ -136,14 +154,6 @@ def _model_jacobian(xs, ys, pos, s, table, dtable, inv_step, img, jac, with_jac)
                     jac[p, 3 * j + 2] = k
 
 
-@numba.njit(cache=True, inline="always")
-def _cubic_slopes(f):  # pragma: no cover - jit
-    """Derivatives of :func:`_cubic_weights` with respect to ``f``."""
-    f2 = f * f
-    return (-1.5 * f2 + 2.0 * f - 0.5, 4.5 * f2 - 5.0 * f, -4.5 * f2 + 4.0 * f + 0.5,
-            1.5 * f2 - f)
-
-
 @numba.njit(cache=True, fastmath=True, boundscheck=False)
 def _grid_model_jacobian(xs, ys, pos, s, table, inv_step, centre, img, jac,
                          with_jac):  # pragma: no cover - jit
@@ -157,16 +167,7 @@ def _grid_model_jacobian(xs, ys, pos, s, table, inv_step, centre, img, jac,
     iu = np.empty(nx, np.int64)
     for j in range(pos.shape[0]):
         px, py, sj = pos[j, 0], pos[j, 1], s[j]
-        for ix in range(nx):
-            u = (xs[ix] - px) * inv_step + centre
-            iu[ix] = -1
-            if u >= 1.0 and u < last:
-                i = np.int64(u)
-                iu[ix] = i
-                w0, w1, w2, w3 = _cubic_weights(u - i)
-                wu[ix, 0], wu[ix, 1], wu[ix, 2], wu[ix, 3] = w0, w1, w2, w3
-                d0, d1, d2, d3 = _cubic_slopes(u - i)
-                du[ix, 0], du[ix, 1], du[ix, 2], du[ix, 3] = d0, d1, d2, d3
+        _axis_weights(xs, px, inv_step, centre, last, iu, wu, du)
         for iy in range(ys.shape[0]):
             v = (ys[iy] - py) * inv_step + centre
             inside = v >= 1.0 and v < last
