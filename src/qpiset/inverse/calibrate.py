@@ -360,7 +360,8 @@ def calibrated_operator(images, op: Forward, mode: str = "auto", *, detector=Non
     ``mode``: ``"off"``; ``"on"`` (whatever the kernel and the count); ``"auto"`` (the
     default of ``qpiset detect`` and ``bench``): on for an isotropic kernel when the file
     has at least :data:`MIN_IMAGES` images and they hold at least :data:`MIN_SCATTERERS`
-    scatterers (found in the first round). The 2D model is not calibrated by default: from the
+    scatterers (found in the first round; a matched-filter count that finds fewer than
+    half as many skips the rounds). The 2D model is not calibrated by default: from the
     detections a poor row model gives (an aliased lattice kernel), the alternation does not
     converge (``benchmarks/README.md``).
     """
@@ -378,9 +379,17 @@ def calibrated_operator(images, op: Forward, mode: str = "auto", *, detector=Non
         reason = f"{n} images, fewer than {MIN_IMAGES}"
     if reason is not None:
         return Calibration(op, op.kernel, images=0, skipped=reason)
+    use = np.asarray(images[:CALIBRATION_IMAGES], float)
     if mode == "on":  # asked for: however few scatterers there are
         options.setdefault("min_scatterers", 1)
-    use = np.asarray(images[:CALIBRATION_IMAGES], float)
+    else:  # a count in milliseconds before the rounds: clearly too few, no rounds
+        from .matched import MatchedFilter
+
+        rough = int(MatchedFilter().detect(use, op).counts.sum())
+        if rough < MIN_SCATTERERS // 2:
+            return Calibration(op, op.kernel, images=0,
+                               skipped=f"about {rough} scatterers in {len(use)} images (matched "
+                                       f"filter), fewer than {MIN_SCATTERERS}")
     return calibrate(use, op, detector or SparseDeconvolution(), on_step=on_step, **options)
 
 
