@@ -108,7 +108,7 @@ class _FourierModel:
     def adjoint_data(self, images) -> np.ndarray:
         """``sum_n w_n A_n^T y_n``."""
         total = np.zeros((self.M, self.M // 2 + 1), complex)
-        for S, w, y in zip(self.spectra, self.weights, images):  # noqa: B905
+        for S, w, y in zip(self.spectra, self.weights, images):
             pad = np.zeros((self.M, self.M))
             pad[: self.o * self.R: self.o, : self.o * self.R: self.o] = y
             total += w * np.conj(S) * scipy.fft.rfft2(pad)
