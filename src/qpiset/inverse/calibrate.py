@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
+from scipy.signal import resample
 from scipy.sparse.linalg import LinearOperator, cg
 
 from ..core.grid import Grid
@@ -77,14 +78,12 @@ class _FourierModel:
     layout) to the pixels, for known scatterers; its normal operator."""
 
     def __init__(self, grid: Grid, oversample: int, reach: float) -> None:
-        self.grid, self.o = grid, int(oversample)
+        self.o = int(oversample)
         self.h, self.M, self.d = _fine_axes(grid, self.o, reach)
         self.qx = 2 * np.pi * np.fft.rfftfreq(self.M, self.h)
         self.qy = 2 * np.pi * np.fft.fftfreq(self.M, self.h)
         self.x0 = float(grid.x[0])
-        self.R = grid.resolution
-        self.mask = np.zeros((self.M, self.M))
-        self.mask[: self.o * self.R: self.o, : self.o * self.R: self.o] = 1.0
+        self.at_pixels = (slice(0, self.o * grid.resolution, self.o),) * 2
         self.spectra: list[np.ndarray] = []
         self.weights: list[float] = []
 
@@ -99,7 +98,14 @@ class _FourierModel:
 
     def pixels(self, fine: np.ndarray) -> np.ndarray:
         """The fine image's values at the pixels, ``(R, R)`` ``[iy, ix]``."""
-        return fine[: self.o * self.R: self.o, : self.o * self.R: self.o]
+        return fine[self.at_pixels]
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """A fine image with ``values`` ``(R, R)`` at the pixels and zero between them
+        (the adjoint of :meth:`pixels`)."""
+        fine = np.zeros((self.M, self.M))
+        fine[self.at_pixels] = values
+        return fine
 
     def image(self, K: np.ndarray, n: int) -> np.ndarray:
         spec = scipy.fft.rfft2(K)
@@ -109,9 +115,7 @@ class _FourierModel:
         """``sum_n w_n A_n^T y_n``."""
         total = np.zeros((self.M, self.M // 2 + 1), complex)
         for S, w, y in zip(self.spectra, self.weights, images):
-            pad = np.zeros((self.M, self.M))
-            pad[: self.o * self.R: self.o, : self.o * self.R: self.o] = y
-            total += w * np.conj(S) * scipy.fft.rfft2(pad)
+            total += w * np.conj(S) * scipy.fft.rfft2(self.spread(y))
         return scipy.fft.irfft2(total, s=(self.M, self.M))
 
     def normal(self, K: np.ndarray, b: np.ndarray, penalty: np.ndarray,
@@ -122,12 +126,9 @@ class _FourierModel:
         spec = scipy.fft.rfft2(K)
         total = penalty * spec
         sums = np.zeros(len(self.spectra))
-        o, R = self.o, self.R
         for n, (S, w) in enumerate(zip(self.spectra, self.weights)):
-            fine = scipy.fft.irfft2(spec * S, s=(self.M, self.M))
-            pred = np.zeros((self.M, self.M))
-            pred[: o * R: o, : o * R: o] = fine[: o * R: o, : o * R: o] + b[n]
-            total += w * np.conj(S) * scipy.fft.rfft2(pred)
+            pred = self.pixels(scipy.fft.irfft2(spec * S, s=(self.M, self.M))) + b[n]
+            total += w * np.conj(S) * scipy.fft.rfft2(self.spread(pred))
             sums[n] = w * pred.sum()
         sums[-1] = b[-1]  # the row has no background: its equation is b = 0
         return scipy.fft.irfft2(total, s=(self.M, self.M)) + ridge * K, sums
@@ -176,16 +177,9 @@ def _calibrate_2d(images, detections: Detections, op: Forward, oversample: int,
 def _as_image_kernel(K: np.ndarray, model: _FourierModel, reach: float,
                      refine: int = 4) -> ImageKernel:
     """The band-limited fine kernel tabulated ``refine`` times finer (its trigonometric
-    interpolant, by zero-padding the spectrum), cropped to ``±reach``, as an image
-    kernel."""
-    M = model.M
-    big = M * refine
-    spec = scipy.fft.fftshift(scipy.fft.fft2(K))
-    pad = np.zeros((big, big), complex)
-    lo = (big - M) // 2
-    pad[lo:lo + M, lo:lo + M] = spec
-    fine = np.real(scipy.fft.ifft2(scipy.fft.ifftshift(pad))) * refine**2
-    fine = scipy.fft.fftshift(fine)  # offset 0 at index big // 2
+    interpolant: Fourier resampling), cropped to ``±reach``, as an image kernel."""
+    big = model.M * refine  # offset 0 at index 0, then (fftshift) at index big // 2
+    fine = scipy.fft.fftshift(resample(resample(K, big, axis=0), big, axis=1))
     h = model.h / refine
     c = int(np.ceil(reach / h))
     mid = big // 2
