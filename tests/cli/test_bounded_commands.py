@@ -144,27 +144,27 @@ def test_blind_kernel_shows_its_steps(tmp_path, run, bars, monkeypatch, cu):
     """kernel --method blind drives a bar of blind_steps(n) steps through on_step."""
     import inspect
 
-    import qpiset.inverse.kernel as kernel
+    import qpiset.inverse.blind as blind
     from qpiset.core import Grid
     from qpiset.forward import simulate
 
-    assert "on_step" in inspect.signature(kernel.blind_kernel).parameters
+    assert "on_step" in inspect.signature(blind.blind_kernel).parameters
     path = tmp_path / "d.csv"
     ds = simulate(cu, Grid(24, 40.0), n=3, seed=1, max_scatterers=4)
     qpiset.write(path, ds)
     seen = {}
 
-    def quick_blind(images, grid, iterations=3, phases=6, tip_sigma=1.0,
-                    detector_options=None, on_step=None):
-        seen["steps"] = kernel.blind_steps(len(images), iterations, phases)
+    def quick_blind(images, grid, rounds=3, tol=0.01, isotropic=None, on_step=None, **_):
+        seen["steps"] = blind.blind_steps(len(images), rounds)
         for _ in range(seen["steps"]):
             on_step(1)
-        return kernel.kernel_from_positions(images, ds.positions[:len(images)], grid), []
+        fitted = blind.kernel_from_positions(images, ds.positions[:len(images)], grid)
+        return blind.BlindResult(fitted, [], [], None)
 
-    monkeypatch.setattr(kernel, "blind_kernel", quick_blind)
+    monkeypatch.setattr(blind, "blind_kernel", quick_blind)
     run("kernel", path, "--method", "blind", "--images", 2, "--out", tmp_path / "k.npy")
     (bar,) = bars
-    assert bar.unit == "step" and bar.total == kernel.blind_steps(2) == seen["steps"]
+    assert bar.unit == "step" and bar.total == blind.blind_steps(2) == seen["steps"]
     assert bar.n == bar.total
 
 

@@ -13,7 +13,7 @@ import click
 from ..core.errors import FormatError
 
 __all__ = ["fail", "guarded", "progress", "steps_bar", "RegistryChoice", "ORDER", "WEIGHTS",
-           "PHYSICS", "OVERWRITE", "strength_option", "noise_spec", "recorded_model",
+           "PHYSICS", "OVERWRITE", "BLIND", "WORKERS", "strength_option", "noise_spec", "recorded_model",
            "echo_err", "outputs"]
 
 
@@ -150,6 +150,16 @@ CALIBRATE = click.option("--calibrate/--no-calibrate", default=None,
                               "(self-calibration). Default: on for an isotropic row in a "
                               "file of 10 images or more holding 1,000 scatterers or more; "
                               "--calibrate: whatever the row and the count.")
+
+BLIND = click.option("--blind", is_flag=True,
+                     help="Estimate the kernel from the file's first 10 images alone (as "
+                          "qpiset kernel --method blind does) and detect with it instead of "
+                          "the kernel row: for a file whose row is missing or not to be "
+                          "trusted.")
+
+WORKERS = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                       help="Processes fitting images side by side (one per CPU core is "
+                            "the most that helps); the results do not depend on it.")
 
 KERNEL_MODEL = click.option("--kernel-model", type=click.Path(dir_okay=False), default=None,
                             help="A kernel model saved by qpiset kernel --model (e.g. a "

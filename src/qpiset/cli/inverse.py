@@ -8,7 +8,8 @@ import click
 import numpy as np
 
 from ..core.errors import FormatError
-from .common import (CALIBRATE, KERNEL_MODEL, ORDER, OVERWRITE, PHYSICS, WEIGHTS,
+from .common import (BLIND, CALIBRATE, KERNEL_MODEL, ORDER, OVERWRITE, PHYSICS, WEIGHTS,
+                     WORKERS,
                      RegistryChoice, calibration_mode, fail, guarded, outputs, progress,
                      recorded_model)
 
@@ -27,13 +28,35 @@ def _model(ds, physics: bool, kernel_model):
     return recorded_model(ds, required=True) if physics else None
 
 
-def _operator(ds, physics: bool, kernel_model=None, calibrate=None, method=None):
+def _blind_model(ds):
+    """The kernel estimated blind from the file's first :data:`BLIND_IMAGES` images, with a
+    progress bar and a line saying what was found."""
+    from ..inverse import BLIND_IMAGES, blind_kernel, blind_steps
+
+    n = min(ds.n_images, BLIND_IMAGES)
+    if n == 0:
+        raise FormatError(ds.meta.get("path", "input"), None, None,
+                          "--blind: no images to estimate the kernel from")
+    with progress(blind_steps(n), "blind kernel", unit="step") as bar:
+        result = blind_kernel(np.asarray(ds.images[:n]), ds.grid, on_step=bar.update)
+    shape = "radial" if result.isotropic else "2D"
+    click.echo(f"estimated the kernel blind ({shape}) from {n} images ({result.rounds} rounds, "
+               f"{result.scatterers[result.best] if result.scatterers else 0} scatterers)",
+               err=True)
+    return result.kernel
+
+
+def _operator(ds, physics: bool, kernel_model=None, calibrate=None, method=None,
+              blind: bool = False):
     """The forward operator of a file: its kernel row's model (self-calibrated when
-    ``calibrate`` allows and ``method`` fits the kernel), a saved model or its recorded
-    physics model; and the calibration record (or None)."""
+    ``calibrate`` allows and ``method`` fits the kernel), a saved model, its recorded
+    physics model or (``blind``) the kernel estimated from its images alone; and the
+    calibration record (or None)."""
     from ..inverse import DETECTORS, calibrated_operator, calibration_steps, file_operator
 
-    model = _model(ds, physics, kernel_model)
+    if blind and (physics or kernel_model):
+        raise click.UsageError("give one of --blind, --physics and --kernel-model")
+    model = _blind_model(ds) if blind else _model(ds, physics, kernel_model)
     op = file_operator(ds.kernel, ds.grid, model)
     if model is not None or method is None or not DETECTORS[method].fits_kernel:
         return op, None
@@ -64,17 +87,20 @@ def _operator(ds, physics: bool, kernel_model=None, calibrate=None, method=None)
 @WEIGHTS
 @PHYSICS
 @KERNEL_MODEL
+@BLIND
 @CALIBRATE
+@WORKERS
 @ORDER
 @OVERWRITE
 @guarded
-def detect(path, method, out, limit, weights, physics, kernel_model, calibrate, order,
-           overwrite):
+def detect(path, method, out, limit, weights, physics, kernel_model, blind, calibrate, workers,
+           order, overwrite):
     """Find the scatterers in every image of PATH (positions in Å, one list per image row).
 
     The file is read as the detector goes (bounded memory); with --limit, nothing beyond
-    image N is read."""
-    from ..inverse import Detections, make_detector
+    image N is read. With --blind the kernel comes from the first 10 images alone (the
+    kernel row is not used), and is not self-calibrated further."""
+    from ..inverse import Detections, detect_images, make_detector
     from ..io import head, open_dataset, predictions_record, write_json
 
     outputs(out, overwrite=overwrite)
@@ -83,11 +109,14 @@ def detect(path, method, out, limit, weights, physics, kernel_model, calibrate, 
         detector = make_detector(method, weights=weights)
     except ValueError as exc:  # a learned method without torch, or a bad checkpoint
         fail(str(exc))
-    op, _ = _operator(ds, physics, kernel_model, calibrate, method)
+    op, _ = _operator(ds, physics, kernel_model, calibrate, method, blind)
     n = ds.n_images
     parts = []
     with progress(n, f"detect ({method})") as bar:
-        for s in range(0, n, 64):
+        if workers > 1:
+            images = (ds.images[i] for i in range(n))
+            parts = [d for d, _ in detect_images(detector, images, op, workers, bar.update)]
+        for s in range(0, n, 64) if workers == 1 else ():
             images = np.asarray(ds.images[s:min(n, s + 64)])
             parts.append(detector.detect(images, op))
             bar.update(len(images))
@@ -198,16 +227,19 @@ def _prediction_name(path, taken) -> str:
 @PHYSICS
 @KERNEL_MODEL
 @CALIBRATE
+@WORKERS
 @ORDER
 @OVERWRITE
 @guarded
 def bench(path, methods, prediction_files, out, tol, limit, weights, physics, kernel_model,
-          calibrate, order, overwrite):
+          calibrate, workers, order, overwrite):
     """Run detectors on every image of PATH and score them against the file's positions.
 
     Predictions files may cover any of the images (qpiset detect --limit N covers the first
     N): only the images they cover are scored, and the output says so. With --limit,
-    nothing beyond image N is read."""
+    nothing beyond image N is read. With --workers W, W processes fit images side by side:
+    each image's seconds stay its own fit's, and the record's wall_seconds is the time for
+    all of a method's images."""
     from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
     from ..bench.protocol import coverage_notes
     from ..inverse import DETECTORS, calibration_steps, make_detector
@@ -246,7 +278,8 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, ke
             progress(n * len(names) + covered, "bench") as bar:
         results = run_benchmark(ds, names, tol=tol, kernel=kernel, predictions=predictions,
                                 limit=None, on_image=bar.update, weights=weights,
-                                calibrate=mode, on_calibration_step=cal_bar.update)
+                                calibrate=mode, on_calibration_step=cal_bar.update,
+                                workers=workers)
     results["config"]["path"] = str(path)
     md = save_results(out, results)
     click.echo(markdown_table(results), nl=False)

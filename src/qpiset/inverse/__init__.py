@@ -8,7 +8,7 @@ Every method honours one protocol (:mod:`.protocols`): a detector's
 - detectors: ``"matched"`` (:class:`MatchedFilter`), ``"sparse"``
   (:class:`SparseDeconvolution`), and, with the extra ``ml``, ``"unet"`` and ``"hybrid"``
   (:mod:`.learned`);
-- kernel estimators: ``"lsq"`` and ``"blind"`` (:mod:`.kernel`), ``"calibrate"``
+- kernel estimators: ``"lsq"`` (:mod:`.kernel`), ``"blind"`` (:mod:`.blind`), ``"calibrate"``
   (:mod:`.calibrate`), ``"vae"`` and ``"direct"`` (:mod:`.learned`).
 
 Detectors work from what a file gives, the images and the kernel row
@@ -20,9 +20,10 @@ pixels with the scatterers the images hold (self-calibration).
 from .calibrate import (CalibratedKernel, Calibration, calibrate, calibrate_kernel,
                         calibrated_operator, calibration_steps)
 from .file_kernel import ANISOTROPY, file_kernel, file_operator
-from .kernel import (BlindKernel, LeastSquaresKernel, SplineKernel, blind_kernel,
-                     kernel_from_positions, ring_wavevector)
+from .blind import BLIND_IMAGES, BlindKernel, BlindResult, blind_kernel, blind_steps
+from .kernel import LeastSquaresKernel, SplineKernel, kernel_from_positions, ring_wavevector
 from .matched import MatchedFilter
+from .parallel import detect_images
 from .protocols import Detections, Detector, KernelEstimator
 from .registry import (DETECTORS, KERNEL_ESTIMATORS, Method, detect, estimate_kernel,
                        learned_available, make_detector, make_kernel_estimator,
@@ -36,4 +37,4 @@ __all__ = ["Detections", "Detector", "KernelEstimator", "DETECTORS", "KERNEL_EST
            "LeastSquaresKernel", "BlindKernel", "kernel_from_positions", "blind_kernel",
            "ring_wavevector", "file_kernel", "file_operator", "ANISOTROPY", "calibrate",
            "calibrate_kernel", "calibrated_operator", "calibration_steps", "Calibration",
-           "CalibratedKernel"]
+           "CalibratedKernel", "detect_images", "BlindResult", "blind_steps", "BLIND_IMAGES"]

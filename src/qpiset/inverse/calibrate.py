@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
-from scipy.signal import resample
 from scipy.sparse.linalg import LinearOperator, cg
 
 from ..core.grid import Grid
@@ -179,6 +178,8 @@ def _as_image_kernel(K: np.ndarray, model: _FourierModel, reach: float,
     """The band-limited fine kernel tabulated ``refine`` times finer (its trigonometric
     interpolant: Fourier resampling), cropped to ``±reach``, as an image kernel."""
     big = model.M * refine  # offset 0 at index 0, then (fftshift) at index big // 2
+    from scipy.signal import resample  # here: importing scipy.signal takes half a second
+
     fine = scipy.fft.fftshift(resample(resample(K, big, axis=0), big, axis=1))
     h = model.h / refine
     c = int(np.ceil(reach / h))

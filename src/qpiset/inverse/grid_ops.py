@@ -29,7 +29,10 @@ class CandidateGrid:
         self.R = grid.resolution
         self.C = self.R + 2 * self.m
         self.U0 = self.R - 1 + self.m
-        self.L = scipy.fft.next_fast_len(self.C + 2 * self.U0, real=True)
+        # circular convolution of length L is exact where it is read: the kernel's offsets
+        # run over [0, 2 U0] and a pixel's or candidate's over [0, lo + R) = [0, 2 U0 + 1),
+        # so no sum wraps once L > 2 U0 (not the 2 U0 + C of a full linear convolution)
+        self.L = scipy.fft.next_fast_len(2 * self.U0 + 1, real=True)
         self.pitch = grid.pitch
         self.x0 = float(grid.x[0])
         u = np.arange(2 * self.U0 + 1) - self.U0

@@ -4,14 +4,12 @@ An image is linear in the kernel: ``y(p) = b + sum_i s_i K(|p - r_i|)``. The ker
 written as a radial cubic B-spline ``K(r) = sum_j c_j B_j(r)`` (knots every 0.25 Å up to
 8 Å, then every 0.5 Å), so with positions known the coefficients follow from one
 linear least-squares problem over all pixels of all images (a light second-difference
-penalty keeps knots that no pixel constrains well-behaved). Blind estimation alternates
-that step with sparse detection (:class:`SparseDeconvolution`), starting from a 2D
-point-scatterer pattern whose wave vector is read off the images' power-spectrum ring.
+penalty keeps knots that no pixel constrains well-behaved). Blind estimation
+(:mod:`.blind`) alternates that step with sparse detection.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,11 +18,10 @@ import scipy.sparse as sp
 from scipy.interpolate import BSpline
 
 from ..core.grid import Grid
-from ..physics import RadialKernel, SplineKernel
+from ..physics import SplineKernel
 from ..physics.sampled import spline_knots as _knots
 
-__all__ = ["SplineKernel", "kernel_from_positions", "blind_kernel", "blind_steps",
-           "ring_wavevector", "LeastSquaresKernel", "BlindKernel"]
+__all__ = ["SplineKernel", "kernel_from_positions", "ring_wavevector", "LeastSquaresKernel"]
 
 
 def _design(grid: Grid, positions: np.ndarray, strengths: np.ndarray, knots: np.ndarray):
@@ -142,60 +139,6 @@ def ring_wavevector(images: Sequence[np.ndarray], grid: Grid, pad: int = 4) -> f
     return float(j * dq)
 
 
-def blind_steps(n_images: int, iterations: int = 3, phases: int = 6) -> int:
-    """How many steps :func:`blind_kernel` reports to ``on_step``: one per trial kernel
-    (``9 phases``) and one per image and round of detection."""
-    return 9 * phases + iterations * n_images
-
-
-def blind_kernel(images: Sequence[np.ndarray], grid: Grid, iterations: int = 3,
-                 phases: int = 6, tip_sigma: float = 1.0, detector_options: dict | None = None,
-                 on_step=None):
-    """Blind kernel estimation by alternating sparse detection and kernel least squares.
-
-    Start (physics prior, not the truth): the images' power spectrum has its ring at
-    ``q = 2k``; a 2D point scatterer's pattern is ``Re[(e^{2i delta} - 1) H0(kr)²]``, so
-    trial kernels with ``k`` within ±20 % of that estimate (9 values), a Gaussian tip of ``tip_sigma`` and ``phases`` phase
-    shifts are tried on the first image and the one whose sparse seeds, refined, explain
-    it best (smallest residual) is kept. Then ``iterations`` rounds of: detect in every image,
-    least-squares kernel from those positions. ``on_step(1)`` is called after each trial
-    and each image's detection (:func:`blind_steps` of them: a progress bar).
-
-    Returns ``(SplineKernel, positions)``; the kernel is determined up to scale and sign.
-    """
-    step = on_step or (lambda k: None)
-    from ..forward import Forward
-    from ..physics import HBAR2_OVER_2ME, FriedelKernel
-    from .refine import refine
-    from .sparse import SparseDeconvolution
-
-    images = [np.asarray(i, float) for i in images]
-    k = ring_wavevector(images, grid) / 2  # a coarse estimate (the q grid is 2pi/fov)
-    mass = 1.0
-    trials = []
-    for scale, delta in itertools.product(np.linspace(0.8, 1.2, 9),
-                                          (np.arange(phases) + 0.5) * np.pi / phases):
-        kk = k * scale
-        guess = FriedelKernel(None, 0.0, mass=mass, band_bottom=-HBAR2_OVER_2ME * kk * kk / mass,
-                              phase_shift=float(delta), tip_sigma=tip_sigma)
-        model = Forward(guess, grid)
-        pos, s = SparseDeconvolution(**(detector_options or {})).seeds(images[0], model)
-        fit = refine(model, images[0].ravel(), pos, s, float(np.median(images[0])), max_iter=5)
-        trials.append((fit.rss, guess))
-        step(1)
-    kernel: RadialKernel = min(trials, key=lambda t: t[0])[1]
-    positions: list[np.ndarray] = []
-    for _ in range(iterations):
-        detector, op = SparseDeconvolution(**(detector_options or {})), Forward(kernel, grid)
-        found = []
-        for img in images:
-            found.append(detector.detect(img[None], op))
-            step(1)
-        positions = [f.positions[0] for f in found]
-        kernel = kernel_from_positions(images, positions, grid, [f.strengths[0] for f in found])
-    return kernel, positions
-
-
 @dataclass
 class LeastSquaresKernel:
     """Kernel estimator ``lsq``: :func:`kernel_from_positions` with the file's positions."""
@@ -214,19 +157,3 @@ class LeastSquaresKernel:
         if on_step:
             on_step(1)
         return kernel
-
-
-@dataclass
-class BlindKernel:
-    """Kernel estimator ``blind``: :func:`blind_kernel`, from the images alone."""
-
-    iterations: int = 3
-    phases: int = 6
-    tip_sigma: float = 1.0
-
-    def steps(self, n_images: int) -> int:
-        return blind_steps(n_images, self.iterations, self.phases)
-
-    def estimate(self, images, grid: Grid, positions=None, on_step=None) -> SplineKernel:
-        return blind_kernel(images, grid, self.iterations, self.phases, self.tip_sigma,
-                            on_step=on_step)[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.blas import ssyrk
+from scipy.linalg.blas import dsyrk, ssyrk
 from scipy.linalg.lapack import dposv, dpotrf, dpotri
 
 
@@ -145,7 +145,7 @@ def standard_errors(model, fit: Fit, noise: float) -> np.ndarray:
     J = np.empty((model.npix, 3 * k + 1))  # double precision: near-degenerate pairs
     J[:, -1] = 1.0                          # make a single-precision J^T J indefinite
     model.image_and_jacobian(fit.positions, fit.strengths, out=J)
-    A = J.T @ J
+    A = dsyrk(1.0, J.T, trans=0)  # the upper triangle of J^T J, all that Cholesky reads
     A[np.diag_indices_from(A)] += 1e-12 * np.trace(A) / len(A)
     c, info = dpotrf(A, lower=0, clean=0, overwrite_a=1)
     if info == 0:

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..core.checks import as_image_stack
 from .calibrate import CalibratedKernel
-from .kernel import BlindKernel, LeastSquaresKernel
+from .blind import BlindKernel
+from .kernel import LeastSquaresKernel
 from .matched import MatchedFilter
+from .parallel import detect_images
 from .protocols import Detections, Detector, KernelEstimator, check_operator
 from .sparse import SparseDeconvolution
 
@@ -92,7 +94,8 @@ def make_kernel_estimator(name: str, weights=None, **options) -> KernelEstimator
     return _make(KERNEL_ESTIMATORS, "kernel method", name, weights, options)
 
 
-def detect(images, op, method: str = "sparse", weights=None, **options) -> Detections:
+def detect(images, op, method: str = "sparse", weights=None, workers: int = 1,
+           **options) -> Detections:
     """Scatterers in one image ``(R, R)`` or a batch ``(n, R, R)`` (a batch of one for a
     single image) with the forward operator ``op``, as ``qpiset detect`` finds them.
 
@@ -108,6 +111,10 @@ def detect(images, op, method: str = "sparse", weights=None, **options) -> Detec
         ``"unet"``, ``"hybrid"``.
     weights : path, optional
         Checkpoint of a learned method (default: the shipped weights).
+    workers : int
+        Processes fitting images side by side (:func:`detect_images`); the detections do
+        not depend on it. Spawned processes re-import the calling script: call from under
+        ``if __name__ == "__main__":`` when ``workers > 1``.
     **options
         Options of the detector (e.g. ``threshold=`` for ``matched``).
 
@@ -130,7 +137,10 @@ def detect(images, op, method: str = "sparse", weights=None, **options) -> Detec
     3
     """
     stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
-    return make_detector(method, weights=weights, **options).detect(stack, op)
+    detector = make_detector(method, weights=weights, **options)
+    if workers <= 1:
+        return detector.detect(stack, op)
+    return Detections.concat([d for d, _ in detect_images(detector, stack, op, workers)])
 
 
 def estimate_kernel(images, grid, method: str = "lsq", positions=None, on_step=None,
@@ -197,7 +207,8 @@ register_detector("hybrid", _hybrid, "the U-Net's scatterers refined and model-s
                   demo=False)
 register_kernel_estimator("lsq", LeastSquaresKernel,
                           "least squares with the file's positions")
-register_kernel_estimator("blind", BlindKernel, "from the images alone (alternating detection "
+register_kernel_estimator("blind", BlindKernel, "from the images alone (a start fitted to their "
+                                                "power spectrum, then alternating detection "
                                                 "and least squares)")
 register_kernel_estimator("calibrate", CalibratedKernel,
                           "the kernel row refined finer than the pixels with the scatterers "
