@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+
+from qpiset.inverse import worker_count
+
 
 def test_detect_and_bench_give_the_same_answer_on_two_workers(tmp_path, run):
     data = tmp_path / "d.csv"
@@ -20,3 +24,15 @@ def test_detect_and_bench_give_the_same_answer_on_two_workers(tmp_path, run):
     assert [r["positions"] for r in m1["images"]] == [r["positions"] for r in m2["images"]]
     assert m2["wall_seconds"] > 0 and m1["overall"]["f1"] == m2["overall"]["f1"]
     run("detect", data, "--out", tmp_path / "x.json", "--workers", 0, code=2)
+
+
+def test_a_learned_detector_runs_in_one_process_whatever_the_workers(tmp_path, run):
+    pytest.importorskip("torch")
+    data = tmp_path / "d.csv"
+    run("generate", data, "--n", 4, "--seed", 3, "--max-scatterers", 20)
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    run("detect", data, "--method", "unet", "--out", one)
+    run("detect", data, "--method", "unet", "--out", two, "--workers", 2)
+    # a batch of one in each of two processes would round the network's sums otherwise
+    assert one.read_bytes() == two.read_bytes()
+    assert worker_count("unet", 2) == 1 and worker_count("sparse", 2) == 2

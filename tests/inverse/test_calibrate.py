@@ -137,7 +137,20 @@ def test_calibration_runs_and_stops_by_its_rule():
     assert off["config"]["calibration"] is None
     auto = run_benchmark(ds, ["sparse"])  # ~330 scatterers: too few to calibrate by default
     assert "fewer than 1000" in auto["config"]["calibration"]["skipped"]
-    assert res["methods"]["sparse"]["overall"]["rmse"] < off["methods"]["sparse"]["overall"]["rmse"]
+    # the calibrated kernel is nearer the continuous one (the physics model) than the row's
+    # model, inside the nearest pixel most (0.45 -> 0.12 of the peak, RMS, when written).
+    # Not asserted: better positions from it. With ~330 scatterers the fits with it were
+    # worse or better by chance (RMSE 0.31 or 0.36 Å against 0.32 Å; F1 0.84-0.99), which
+    # is why calibration by default needs 1,000 scatterers (auto, above).
+    r = np.linspace(0.0, 20.0, 401)
+    truth = sharp.radial(r)
+
+    def error(kernel, near):
+        e = (kernel.radial(r) - truth)[r < near]
+        return np.sqrt(np.mean(e**2)) / np.abs(truth).max()
+
+    for near in (1.6, 20.5):
+        assert error(cal.op.kernel, near) < 0.5 * error(op.kernel, near), near
 
 
 def test_the_convergence_rule():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inverse import (DETECTORS, calibrated_operator, detect_images, file_operator,
-                       make_detector)
+                       make_detector, worker_count)
 from ..inverse.refine import refine
 from ..io import Predictions, atomic_output, head, write_json
 from .metrics import DetectionScore, aggregate, nmse, psnr, score_detections
@@ -128,8 +128,9 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
     on_calibration_step : callable, optional
         Called with 1 after each calibration step (a progress bar).
     workers : int
-        Processes that fit images side by side (:func:`~qpiset.inverse.detect_images`);
-        the detections do not depend on it. Each image's seconds are its own fit's; a
+        Processes that fit images side by side (:func:`~qpiset.inverse.detect_images`;
+        the classical detectors: :func:`~qpiset.inverse.worker_count`); the detections do
+        not depend on it. Each image's seconds are its own fit's; a
         method's ``wall_seconds`` is the time for all its images.
 
     Returns
@@ -155,7 +156,8 @@ def run_benchmark(ds, methods=("matched", "sparse"), *, tol: float = 1.5, kernel
             continue
         detector = make_detector(name, weights=weights)
         detector.detect(np.empty((0,) + ds.grid.shape), op)  # set up for op, untimed
-        fits = detect_images(detector, (ds.images[i] for i in range(n)), op, workers)
+        fits = detect_images(detector, (ds.images[i] for i in range(n)), op,
+                             worker_count(name, workers))
         runs[name] = ((i, d.positions[0], t) for i, (d, t) in enumerate(fits))
     for name, preds in (predictions or {}).items():
         found = _covered(preds, n)

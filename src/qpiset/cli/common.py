@@ -159,7 +159,9 @@ BLIND = click.option("--blind", is_flag=True,
 
 WORKERS = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                        help="Processes fitting images side by side (one per CPU core is "
-                            "the most that helps); the results do not depend on it.")
+                            "the most that helps; the classical detectors: a learned one runs "
+                            "its network on whole batches in one process); the results do "
+                            "not depend on it.")
 
 KERNEL_MODEL = click.option("--kernel-model", type=click.Path(dir_okay=False), default=None,
                             help="A kernel model saved by qpiset kernel --model (e.g. a "

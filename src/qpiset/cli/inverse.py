@@ -100,7 +100,7 @@ def detect(path, method, out, limit, weights, physics, kernel_model, blind, cali
     The file is read as the detector goes (bounded memory); with --limit, nothing beyond
     image N is read. With --blind the kernel comes from the first 10 images alone (the
     kernel row is not used), and is not self-calibrated further."""
-    from ..inverse import Detections, detect_images, make_detector
+    from ..inverse import Detections, detect_images, make_detector, worker_count
     from ..io import head, open_dataset, predictions_record, write_json
 
     outputs(out, overwrite=overwrite)
@@ -112,6 +112,7 @@ def detect(path, method, out, limit, weights, physics, kernel_model, blind, cali
     op, _ = _operator(ds, physics, kernel_model, calibrate, method, blind)
     n = ds.n_images
     parts = []
+    workers = worker_count(method, workers)
     with progress(n, f"detect ({method})") as bar:
         if workers > 1:
             images = (ds.images[i] for i in range(n))

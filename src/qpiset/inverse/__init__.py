@@ -27,7 +27,7 @@ from .parallel import detect_images
 from .protocols import Detections, Detector, KernelEstimator
 from .registry import (DETECTORS, KERNEL_ESTIMATORS, Method, detect, estimate_kernel,
                        learned_available, make_detector, make_kernel_estimator,
-                       register_detector, register_kernel_estimator)
+                       register_detector, register_kernel_estimator, worker_count)
 from .sparse import SparseDeconvolution, pixel_noise
 
 __all__ = ["Detections", "Detector", "KernelEstimator", "DETECTORS", "KERNEL_ESTIMATORS",
@@ -37,4 +37,4 @@ __all__ = ["Detections", "Detector", "KernelEstimator", "DETECTORS", "KERNEL_EST
            "LeastSquaresKernel", "BlindKernel", "kernel_from_positions", "blind_kernel",
            "ring_wavevector", "file_kernel", "file_operator", "ANISOTROPY", "calibrate",
            "calibrate_kernel", "calibrated_operator", "calibration_steps", "Calibration",
-           "CalibratedKernel", "detect_images", "BlindResult", "blind_steps", "BLIND_IMAGES"]
+           "CalibratedKernel", "detect_images", "worker_count", "BlindResult", "blind_steps", "BLIND_IMAGES"]

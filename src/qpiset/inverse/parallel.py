@@ -93,11 +93,11 @@ def detect_images(detector, images: Iterable[np.ndarray], op, workers: int = 1,
             step(1)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
-                             initargs=(detector, op)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
+                               initargs=(detector, op))
+    try:
         pending = []
-        source = iter(images)
-        for image in source:
+        for image in images:
             pending.append(pool.submit(_fit, np.asarray(image, dtype=np.float64)))
             if len(pending) >= 4 * workers:
                 yield pending.pop(0).result()
@@ -105,3 +105,5 @@ def detect_images(detector, images: Iterable[np.ndarray], op, workers: int = 1,
         for future in pending:
             yield future.result()
             step(1)
+    finally:  # also when the caller stops early (an error, a signal): drop what is queued
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -94,6 +94,14 @@ def make_kernel_estimator(name: str, weights=None, **options) -> KernelEstimator
     return _make(KERNEL_ESTIMATORS, "kernel method", name, weights, options)
 
 
+def worker_count(method: str, workers: int) -> int:
+    """Processes that fit the images of ``method``: ``workers`` for a classical detector,
+    1 for a learned one, whose network runs on whole batches in one process (a batch of one
+    image in each of several processes would round its float32 sums differently, and the
+    output would depend on the number of workers)."""
+    return 1 if method in DETECTORS and DETECTORS[method].learned else max(int(workers), 1)
+
+
 def detect(images, op, method: str = "sparse", weights=None, workers: int = 1,
            **options) -> Detections:
     """Scatterers in one image ``(R, R)`` or a batch ``(n, R, R)`` (a batch of one for a
@@ -112,8 +120,8 @@ def detect(images, op, method: str = "sparse", weights=None, workers: int = 1,
     weights : path, optional
         Checkpoint of a learned method (default: the shipped weights).
     workers : int
-        Processes fitting images side by side (:func:`detect_images`); the detections do
-        not depend on it. Spawned processes re-import the calling script: call from under
+        Processes fitting images side by side (:func:`detect_images`; classical detectors
+        only, :func:`worker_count`); the detections do not depend on it. Spawned processes re-import the calling script: call from under
         ``if __name__ == "__main__":`` when ``workers > 1``.
     **options
         Options of the detector (e.g. ``threshold=`` for ``matched``).
@@ -138,7 +146,7 @@ def detect(images, op, method: str = "sparse", weights=None, workers: int = 1,
     """
     stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
     detector = make_detector(method, weights=weights, **options)
-    if workers <= 1:
+    if worker_count(method, workers) == 1:
         return detector.detect(stack, op)
     return Detections.concat([d for d, _ in detect_images(detector, stack, op, workers)])
 
