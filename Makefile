@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "== installing into $(VENV): pip, then $(TORCH) (a minute from a downloaded wheel, minutes to download), then qpiset and its extras"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --progress-bar on "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,ml]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,ml,stm]"
 	@echo "== installed"
 	touch $(STAMP)
 

@@ -14,6 +14,7 @@ from .convert import convert
 from .formats import file_format, read_sidecar, sidecar_path, write_sidecar
 from .kernels import load_kernel_model, save_kernel_model
 from .lazy import RowDataset, count, head, open_dataset
+from .measured import MEASURED_SUFFIXES, MeasurementWarning, is_measurement, read_measurement
 from .order import OrderWarning, detect_order
 from .reading import read, stream
 from .records import (Predictions, load_json, load_predictions, predictions_record,
@@ -22,7 +23,8 @@ from .rows import RowIndex
 from .summary import Summary, summarize, validate
 from .writing import write, write_store, write_stream
 
-__all__ = [
+__all__ = ["MEASURED_SUFFIXES", "MeasurementWarning", "is_measurement", "read_measurement",
+           
     "FormatError", "read", "write", "stream", "validate", "summarize", "Summary",
     "detect_order", "sidecar_path", "read_sidecar", "write_sidecar", "file_format", "convert",
     "write_stream", "write_store", "atomic_output", "check_output", "RowIndex", "load_json",

@@ -22,6 +22,7 @@ from ..core.dataset import SENTINEL, Dataset
 from ..core.errors import FormatError
 from ..core.sources import register_kernel_image_source
 from .formats import file_format, read_sidecar
+from .measured import is_measurement, read_measurement
 from .npz import read_npz
 from .order import OrderWarning, auto_order, order_mismatch, resolve_order
 from .rows import Header, check_values, file_header, images_from_rows, open_rows, read_all_fast
@@ -139,9 +140,11 @@ def _dataset(header: Header, pixels, coords, order: str, meta: dict) -> Dataset:
     return Dataset(header.grid, kernel, images, positions, header.max_scatterers, meta=meta)
 
 
-def read(path, order: str = "F") -> Dataset:
+def read(path, order: str = "F", channel: str | None = None):
     """Read a dataset file (row format ``.csv``/``.csv.gz``/any text, ``.npz``, or a
-    ``.zarr`` store, which is opened lazily: a :class:`~qpiset.io.store.StoreDataset`).
+    ``.zarr`` store, which is opened lazily: a :class:`~qpiset.io.store.StoreDataset`), or
+    a measured STM file (``.sxm``, ``.3ds``, ``.dat``, ``.gwy``): a
+    :class:`~qpiset.core.Measurement` of one channel (:func:`~qpiset.io.read_measurement`).
 
     Parameters
     ----------
@@ -153,6 +156,8 @@ def read(path, order: str = "F") -> Dataset:
         reported by an :class:`~qpiset.io.order.OrderWarning` and is ``ds.meta["order"]``).
         A row-format file without qpiset's metadata that fits the other order clearly
         better gets an :class:`~qpiset.io.order.OrderWarning` naming the fix.
+    channel : str, optional
+        The channel of a measured file (default: its lock-in channel, else its first).
 
     Raises
     ------
@@ -170,6 +175,8 @@ def read(path, order: str = "F") -> Dataset:
     True
     """
     path = os.fspath(path)
+    if is_measurement(path):
+        return read_measurement(path, channel)
     order = resolve_order(order)
     if file_format(path) == "npz":
         return read_npz(path)

@@ -34,6 +34,7 @@ import numpy as np
 from ...core.dataset import SENTINEL
 from ...core.errors import FormatError
 from ...core.grid import Grid
+from ..measured import is_measurement
 from .source import GZIP_MAGIC, RowSource
 
 __all__ = ["Header", "RowChunk", "open_rows", "file_header", "read_header", "read_all_fast",
@@ -297,6 +298,10 @@ def open_rows(path, chunk_rows: int = 1024,
 
 
 def read_header(path: str, src: RowSource) -> Header:
+    if is_measurement(path):
+        raise FormatError(path, None, None, "a measured STM map, not a dataset of images "
+                          "with positions: qpiset.read(path) reads it (a Measurement); no "
+                          "command analyses measured maps yet")
     line1 = src.readline()
     if line1 is None:
         raise FormatError(path, None, None, "empty file")
