@@ -16,6 +16,7 @@ from .kernels import load_kernel_model, save_kernel_model
 from .lazy import RowDataset, count, head, open_dataset
 from .measured import MEASURED_SUFFIXES, MeasurementWarning, is_measurement, read_measurement
 from .order import OrderWarning, detect_order
+from .prepare import crop, keep_good_rows, level_lines, level_plane, resample, spoiled_rows
 from .reading import read, stream
 from .records import (Predictions, load_json, load_predictions, predictions_record,
                       read_family_index, read_predictions, read_results, write_json)
@@ -23,7 +24,8 @@ from .rows import RowIndex
 from .summary import Summary, summarize, validate
 from .writing import write, write_store, write_stream
 
-__all__ = ["MEASURED_SUFFIXES", "MeasurementWarning", "is_measurement", "read_measurement",
+__all__ = ["crop", "keep_good_rows", "level_lines", "level_plane", "resample",
+           "spoiled_rows", "MEASURED_SUFFIXES", "MeasurementWarning", "is_measurement", "read_measurement",
            
     "FormatError", "read", "write", "stream", "validate", "summarize", "Summary",
     "detect_order", "sidecar_path", "read_sidecar", "write_sidecar", "file_format", "convert",
