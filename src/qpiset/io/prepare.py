@@ -41,7 +41,7 @@ def level_plane(m: Measurement) -> Measurement:
     """Subtract the least-squares plane ``a + b x + c y`` from each slice."""
     ny, nx = m.data.shape[-2:]
     yy, xx = np.mgrid[0:ny, 0:nx]
-    A = np.column_stack([np.ones(nx * ny), xx.ravel(), yy.ravel()])
+    A = np.stack([np.ones(nx * ny), xx.ravel(), yy.ravel()], axis=1)  # a + b x + c y
     stack = _slices(m).reshape(-1, ny * nx).T  # (pixels, slices)
     coef, *_ = np.linalg.lstsq(A, stack, rcond=None)
     return _with(m, (stack - A @ coef).T.reshape(-1, ny, nx))
