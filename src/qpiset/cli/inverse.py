@@ -114,13 +114,14 @@ def detect(path, method, out, limit, weights, physics, kernel_model, blind, cali
     parts = []
     workers = worker_count(method, workers)
     with progress(n, f"detect ({method})") as bar:
-        if workers > 1:
+        if workers > 1:  # image by image in worker processes
             images = (ds.images[i] for i in range(n))
             parts = [d for d, _ in detect_images(detector, images, op, workers, bar.update)]
-        for s in range(0, n, 64) if workers == 1 else ():
-            images = np.asarray(ds.images[s:min(n, s + 64)])
-            parts.append(detector.detect(images, op))
-            bar.update(len(images))
+        else:  # batches of 64: a learned detector runs its network on each whole
+            for s in range(0, n, 64):
+                images = np.asarray(ds.images[s:min(n, s + 64)])
+                parts.append(detector.detect(images, op))
+                bar.update(len(images))
     found = Detections.concat(parts) if parts else Detections([])
     write_json(out, predictions_record(method, found.positions, found.confidence,
                                        images=range(n)))

@@ -167,9 +167,9 @@ def _sxm(path: str):
 
 def _grid_3ds(path: str):
     nap = _stm_extra("nanonispy2", ".3ds")
+    present = _3ds_header_keys(path)
+    override = {k: v for k, v in _OLD_3DS_KEYS.items() if k not in present}
     try:
-        present = _3ds_header_keys(path)
-        override = {k: v for k, v in _OLD_3DS_KEYS.items() if k not in present}
         grid = nap.read.Grid(path, header_override=override or None)
         header = grid.header
         nx, ny = (int(v) for v in header["dim_px"])
@@ -177,8 +177,6 @@ def _grid_3ds(path: str):
         sweep = np.asarray(grid.signals["sweep_signal"], dtype=np.float64)
         channels = list(header["channels"])
         signals = grid.signals
-    except FormatError:
-        raise
     except Exception as exc:
         raise _damaged(path, "Nanonis .3ds", exc) from None
     if "bias" not in str(header.get("sweep_signal", "")).lower():
@@ -286,15 +284,15 @@ def _gwy(path: str):
     except Exception as exc:
         raise _damaged(path, "Gwyddion .gwy", exc) from None
     names = list(fields)
-    first = fields[names[0]] if names else None
+    if not names:
+        raise FormatError(path, None, None, "the file holds no channel")
 
     def get(name):
         f = fields[name]
         unit = f.get("si_unit_z")
         return np.asarray(f.data, dtype=np.float64), getattr(unit, "unitstr", "") or ""
 
-    if first is None:
-        return names, get, {"x": np.zeros(0), "y": np.zeros(0)}
+    first = fields[names[0]]
     ny, nx = np.shape(first.data)
     lx, ly = float(first["xreal"]) * 1e10, float(first["yreal"]) * 1e10
     meta = {"x": np.arange(nx) * lx / nx, "y": np.arange(ny) * ly / ny, "header": {}}
