@@ -14,7 +14,7 @@ from ..core.errors import FormatError
 
 __all__ = ["fail", "guarded", "progress", "steps_bar", "RegistryChoice", "ORDER", "WEIGHTS",
            "PHYSICS", "OVERWRITE", "BLIND", "WORKERS", "strength_option", "noise_spec", "recorded_model",
-           "echo_err", "outputs"]
+           "echo_err", "outputs", "device_option", "use_device"]
 
 
 def fail(message: str) -> None:
@@ -166,6 +166,26 @@ WORKERS = click.option("--workers", type=click.IntRange(min=1), default=1, show_
 KERNEL_MODEL = click.option("--kernel-model", type=click.Path(dir_okay=False), default=None,
                             help="A kernel model saved by qpiset kernel --model (e.g. a "
                                  "calibrated one) to use instead of the kernel row's.")
+
+
+def device_option(default: str = "auto", what: str = "the networks run on"):
+    """``--device auto|cpu|cuda|mps``: the torch device ``what``; ``auto`` is an available
+    GPU, else the CPU."""
+    return click.option("--device", type=RegistryChoice("qpiset.forward.device:DEVICES"),
+                        default=default, show_default=True,
+                        help=f"Torch device {what} (auto: a GPU when there is one, else "
+                             f"the CPU); asking for an absent one is an error.")
+
+
+def use_device(name) -> str:
+    """``--device`` resolved before any work: the device (e.g. ``"cuda"``), or one line
+    on stderr and exit 1 when this machine does not have it."""
+    from ..forward.device import DeviceUnavailable, resolve_device
+
+    try:
+        return str(resolve_device(name))
+    except DeviceUnavailable as exc:
+        fail(f"error: {exc}")
 
 
 def calibration_mode(flag) -> str:

@@ -10,8 +10,8 @@ import warnings
 import click
 
 from ..core.errors import FormatError
-from .common import (OVERWRITE, RegistryChoice, guarded, noise_spec, outputs, progress,
-                     strength_option)
+from .common import (OVERWRITE, RegistryChoice, device_option, guarded, noise_spec, outputs,
+                     progress, strength_option, use_device)
 
 __all__ = ["generate", "generate_family", "kernels_cmd", "parameter_units"]
 
@@ -108,12 +108,16 @@ def _renamed_flag(new: str):
               help="Use an existing dask scheduler (tcp://host:port) for the blocks.")
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True, help="Row-format lines 1-2: padded to full width or short.")
+@device_option("cpu", what="that renders and noises the images (.csv, .npz; written on the "
+                          "CPU). The default cpu keeps a seed's file byte-identical; another "
+                          "device gives the same scatterers, but images that differ at "
+                          "float32 rounding (~1e-6 of the peak)")
 @OVERWRITE
 @guarded
 def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, placement_fov,
              model, settings, kernel_file, kernel_fov, material, energy, mass, band_bottom,
              phase_shift, potential, scatterer_radius, eta, gamma, decay_length, tip_sigma,
-             strength, noise, scattering, workers, scheduler, layout, overwrite):
+             strength, noise, scattering, workers, scheduler, layout, device, overwrite):
     """Simulate a dataset and write it to OUT (.csv, .csv.gz, .npz or .zarr by suffix).
 
     A .zarr store is made in blocks (on a dask cluster with --workers W or --scheduler)
@@ -123,6 +127,10 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, plac
     Cu(111) at the Fermi level. The 400 Å / 20-scatterer variant:
     --fov 400 --max-scatterers 20 (add --placement-fov 200 to keep the scatterers within
     ±100 Å). --layout ragged files do not load with pandas (padded ones do).
+
+    --device cuda (or mps, auto) renders the images on a GPU (extra 'ml'): the same
+    scatterers and kernel row, images equal to the CPU's to float32 rounding, so the bytes
+    differ from a CPU run of the same seed.
     """
     import os
     import shutil
@@ -136,6 +144,11 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, plac
     if min_scatterers > max_scatterers:
         raise click.BadParameter(f"{min_scatterers} > --max-scatterers {max_scatterers}",
                                  param_hint="--min-scatterers")
+    if device != "cpu":
+        device = use_device(device)  # an absent device: one line, exit 1, before any work
+        if device != "cpu" and (out.rstrip("/").endswith(".zarr") or scheduler):
+            raise click.UsageError("--device renders .csv and .npz here; a .zarr store and "
+                                   "--scheduler render on their workers' CPUs")
     placement = _placement(placement_fov, fov)
     ctx = click.get_current_context()
     params = _settings(settings)
@@ -191,7 +204,7 @@ def generate(out, n, seed, resolution, fov, min_scatterers, max_scatterers, plac
     with progress(n, "generate") as bar:
         generate_file(out, kernel, grid, recipe, threads=None if zarr else workers,
                       layout=layout, on_block=bar.update, workers=workers if zarr else None,
-                      scheduler=scheduler)
+                      scheduler=scheduler, device=None if device == "cpu" else device)
     click.echo(f"{out}: wrote {n} images ({resolution}x{resolution} px, fov {fov:g} Å, "
                f"{_describe(kernel)}, seed {seed})")
 

@@ -10,8 +10,8 @@ import numpy as np
 from ..core.errors import FormatError
 from .common import (BLIND, CALIBRATE, KERNEL_MODEL, ORDER, OVERWRITE, PHYSICS, WEIGHTS,
                      WORKERS,
-                     RegistryChoice, calibration_mode, fail, guarded, outputs, progress,
-                     recorded_model)
+                     RegistryChoice, calibration_mode, device_option, fail, guarded, outputs,
+                     progress, recorded_model, use_device)
 
 __all__ = ["detect", "kernel_cmd", "bench"]
 
@@ -91,10 +91,12 @@ def _operator(ds, physics: bool, kernel_model=None, calibrate=None, method=None,
 @CALIBRATE
 @WORKERS
 @ORDER
+@device_option(what="of the learned methods' networks (unet, hybrid); another device changes "
+                    "their output at float32 rounding")
 @OVERWRITE
 @guarded
 def detect(path, method, out, limit, weights, physics, kernel_model, blind, calibrate, workers,
-           order, overwrite):
+           order, device, overwrite):
     """Find the scatterers in every image of PATH (positions in Å, one list per image row).
 
     The file is read as the detector goes (bounded memory); with --limit, nothing beyond
@@ -103,10 +105,13 @@ def detect(path, method, out, limit, weights, physics, kernel_model, blind, cali
     from ..inverse import Detections, detect_images, make_detector, worker_count
     from ..io import head, open_dataset, predictions_record, write_json
 
+    from ..inverse import DETECTORS
+
     outputs(out, overwrite=overwrite)
+    options = {"device": use_device(device)} if DETECTORS[method].learned else {}
     ds = head(open_dataset(path, order=order), limit)
     try:
-        detector = make_detector(method, weights=weights)
+        detector = make_detector(method, weights=weights, **options)
     except ValueError as exc:  # a learned method without torch, or a bad checkpoint
         fail(str(exc))
     op, _ = _operator(ds, physics, kernel_model, calibrate, method, blind)
@@ -145,14 +150,15 @@ def detect(path, method, out, limit, weights, physics, kernel_model, blind, cali
               help="How many images to use.")
 @WEIGHTS
 @ORDER
+@device_option(what="of the learned methods' networks (vae, direct)")
 @OVERWRITE
 @guarded
-def kernel_cmd(path, method, out, model_out, n_images, weights, order, overwrite):
+def kernel_cmd(path, method, out, model_out, n_images, weights, order, device, overwrite):
     """Estimate the single-scatterer kernel from the images; compare with the kernel row.
 
     Only the first --images images are read."""
     from ..bench import kernel_nmse
-    from ..inverse import make_kernel_estimator
+    from ..inverse import KERNEL_ESTIMATORS, make_kernel_estimator
     from ..io import atomic_output, head, open_dataset, save_kernel_model
 
     if model_out is not None and Path(model_out).suffix != ".npz":
@@ -164,6 +170,8 @@ def kernel_cmd(path, method, out, model_out, n_images, weights, order, overwrite
     if n == 0:
         raise FormatError(path, None, None, "no images to estimate a kernel from")
     options = {"row": np.asarray(ds.kernel)} if method == "calibrate" else {}
+    if KERNEL_ESTIMATORS[method].learned:
+        options["device"] = use_device(device)
     try:
         estimator = make_kernel_estimator(method, weights=weights, **options)
         images, positions = np.asarray(ds.images[:n]), ds.positions[:n]
@@ -231,10 +239,11 @@ def _prediction_name(path, taken) -> str:
 @CALIBRATE
 @WORKERS
 @ORDER
+@device_option(what="of the learned detectors' networks (unet, hybrid)")
 @OVERWRITE
 @guarded
 def bench(path, methods, prediction_files, out, tol, limit, weights, physics, kernel_model,
-          calibrate, workers, order, overwrite):
+          calibrate, workers, order, device, overwrite):
     """Run detectors on every image of PATH and score them against the file's positions.
 
     Predictions files may cover any of the images (qpiset detect --limit N covers the first
@@ -242,10 +251,10 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, ke
     nothing beyond image N is read. With --workers W, W processes fit images side by side:
     each image's seconds stay its own fit's, and the record's wall_seconds is the time for
     all of a method's images."""
-    from ..bench import REFERENCES, markdown_table, run_benchmark, save_results
-    from ..bench.protocol import coverage_notes
-    from ..inverse import DETECTORS, calibration_steps, make_detector
-    from ..io import head, load_predictions, open_dataset
+    import contextlib
+
+    from ..bench import REFERENCES
+    from ..inverse import DETECTORS
 
     if Path(out).suffix.lower() == ".md":
         raise click.BadParameter(f"{out}: the results are JSON and the table is written "
@@ -257,6 +266,25 @@ def bench(path, methods, prediction_files, out, tol, limit, weights, physics, ke
             raise click.BadParameter(f"unknown method {m!r}; methods: "
                                      f"{', '.join(tuple(DETECTORS) + REFERENCES)}",
                                      param_hint="--methods")
+    on_device = contextlib.nullcontext()
+    if any(m in DETECTORS and DETECTORS[m].learned for m in names):
+        from ..forward.device import using_device
+
+        on_device = using_device(use_device(device))  # the learned detectors made inside
+    with on_device:
+        _bench(path, names, prediction_files, out, tol, limit, weights, physics, kernel_model,
+               calibrate, workers, order)
+
+
+def _bench(path, names, prediction_files, out, tol, limit, weights, physics, kernel_model,
+           calibrate, workers, order) -> None:
+    """The work of ``qpiset bench`` (learned detectors on the device in use)."""
+    from ..bench import markdown_table, run_benchmark, save_results
+    from ..bench.protocol import coverage_notes
+    from ..inverse import DETECTORS, calibration_steps, make_detector
+    from ..io import head, load_predictions, open_dataset
+
+    for m in names:
         if m in DETECTORS:  # no torch, or a bad checkpoint, is bad input named before any work
             try:
                 make_detector(m, weights=weights)

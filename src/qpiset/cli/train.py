@@ -7,7 +7,8 @@ import math
 
 import click
 
-from .common import OVERWRITE, echo_err, fail, guarded, outputs, steps_bar
+from .common import (OVERWRITE, device_option, echo_err, fail, guarded, outputs, steps_bar,
+                     use_device)
 
 __all__ = ["train"]
 
@@ -68,16 +69,19 @@ def _range(ctx, param, value: str):
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out (same settings).")
 @click.option("--order", type=click.Choice(["F", "C"]), default="F", show_default=True,
               help="Pixel order of a row-format --data file.")
+@device_option(what="to train on; the simulated stream renders there too (bf16 autocast "
+                    "on CUDA; give a larger --batch-size, e.g. 256, on a GPU)")
 @OVERWRITE
 @guarded
 def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, default_weight,
                        order, width, batch_size,
                        steps_per_epoch, epochs, lr, patience, max_minutes, val_images,
-                       val_kernels, seed, resume, overwrite):
+                       val_kernels, seed, resume, device, overwrite):
     """Train the kernel-conditioned detector (qpiset detect --method unet --weights OUT)."""
     _need_torch()
     if data is not None and simulate_:
         raise click.UsageError("give --data or --simulate, not both")
+    device = use_device(device)
     outputs(out, overwrite=overwrite or resume)  # --resume continues the checkpoint at --out
     from ..workflows.train_detector import train_detector
 
@@ -87,7 +91,8 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
             batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
             noise=noise, default_weight=default_weight, patience=patience, seed=seed,
             resume=resume, max_minutes=max_minutes, val_images=val_images,
-            val_kernels=val_kernels, order=order, progress=steps_bar, log=echo_err)
+            val_kernels=val_kernels, order=order, device=device, progress=steps_bar,
+            log=echo_err)
     except ValueError as exc:
         fail(str(exc))
     best = record["val_best"]
@@ -120,13 +125,15 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes building the kernel bank (the result does not depend on it).")
+@device_option(what="to train on (bf16 autocast on CUDA)")
 @OVERWRITE
 @guarded
 def train_kernel_vae_cmd(out, n_kernels, n_test, images_per_kernel, vae_steps, observer_steps,
                          align_weight, batch_size, latent, width, noise, seed, workers,
-                         overwrite):
+                         device, overwrite):
     """Train the kernel extractor (two-step latent alignment, and the one-step baseline)."""
     _need_torch()
+    device = use_device(device)
     outputs(out, overwrite=overwrite)
     from ..workflows.train_kernel import train_kernel_vae
 
@@ -135,7 +142,7 @@ def train_kernel_vae_cmd(out, n_kernels, n_test, images_per_kernel, vae_steps, o
             out, n_kernels=n_kernels, n_test=n_test, images_per_kernel=images_per_kernel,
             vae_steps=vae_steps, observer_steps=observer_steps, align_weight=align_weight,
             batch_size=batch_size, latent=latent, width=width, noise=noise, seed=seed,
-            workers=workers, progress=steps_bar, log=echo_err)
+            workers=workers, device=device, progress=steps_bar, log=echo_err)
     except ValueError as exc:
         fail(str(exc))
     ev = record["evaluation"]

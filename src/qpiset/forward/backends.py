@@ -262,12 +262,22 @@ class NumbaBackend:
         _grid_model_jacobian(xs, ys, pos, s, table, inv_step, centre, img, jac, with_jac)
 
 
-#: Backends by name.
-BACKENDS: dict[str, object] = {"numba": NumbaBackend()}
+def _registered() -> dict[str, object]:
+    from .torch_backend import TorchBackend  # torch itself loads only when it renders
+
+    return {"numba": NumbaBackend(), "torch": TorchBackend()}
 
 
-def get_backend(name: str = "numba"):
-    """The backend registered under ``name``."""
+#: Backends by name: ``"numba"`` (CPU) and ``"torch"`` (:mod:`.torch_backend`, on the
+#: CPU by default; ``TorchBackend(device)`` for another device).
+BACKENDS: dict[str, object] = _registered()
+
+
+def get_backend(name="numba"):
+    """The backend registered under ``name``; a backend object is returned as it is (e.g.
+    ``TorchBackend("cuda")``)."""
+    if not isinstance(name, str):
+        return name
     try:
         return BACKENDS[name]
     except KeyError:

@@ -60,8 +60,9 @@ class Forward:
     row : (R, R) array, optional
         The kernel row when it is known exactly on the grid (a file's line 3); by default
         it is rendered from ``kernel``.
-    backend : str
-        Where the loops run (:data:`~.backends.BACKENDS`).
+    backend : str or backend object
+        Where the loops run: a name of :data:`~.backends.BACKENDS` (``"numba"``,
+        ``"torch"``) or a backend object such as ``TorchBackend("cuda")``.
     reach : float, optional
         Largest scatterer-pixel distance (Å) the fitting model covers (along each axis for
         an anisotropic kernel, whose table is square); default: scatterers up to half a
@@ -78,7 +79,7 @@ class Forward:
     (32, 32)
     """
 
-    def __init__(self, kernel, grid: Grid, *, row=None, backend: str = "numba",
+    def __init__(self, kernel, grid: Grid, *, row=None, backend="numba",
                  reach: float | None = None) -> None:
         from ..physics import Kernel
         from .backends import get_backend  # the compiled loops load when first needed
@@ -121,7 +122,29 @@ class Forward:
             are accumulated in float32 (returned as float64), which keeps the error
             ~1e-5 of the peak, like the table.
         """
-        grid, kernel = self.grid, self.kernel
+        pos, amp, counts, far = self.render_inputs(positions, strengths)
+        res = self.grid.resolution
+        out = np.zeros((len(counts), res, res), dtype=np.float32)
+        kind, table = self.render_table(far)
+        if kind == "radial":
+            values = table.values.astype(np.float32)
+            slope = np.empty_like(values)
+            slope[:-1] = np.diff(values)
+            slope[-1] = 0.0
+            self.backend.render_radial(out, self.grid.x.astype(np.float32), pos, amp, counts,
+                                       values, slope, np.float32(1.0 / table.step),
+                                       threads=threads)
+        else:
+            self.backend.render_grid(out, self.grid.x.astype(np.float64), pos, amp, counts,
+                                     table.values.astype(np.float32),
+                                     np.float64(1.0 / table.step),
+                                     np.float64(table.half_width / table.step), threads=threads)
+        # the loops fill [ix, iy] (the file's column-major order); memory order is [iy, ix]
+        return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float64)
+
+    def render_inputs(self, positions: Sequence, strengths: Sequence | None = None):
+        """The renderer's padded inputs: ``(pos (N, K, 2), amp (N, K), counts (N,), far)``
+        float64 (padding: position 0, strength 0), ``far`` the largest coordinate (Å)."""
         rows = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in positions]
         n = len(rows)
         counts = np.array([len(p) for p in rows], dtype=np.int64)
@@ -139,33 +162,26 @@ class Forward:
         if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(amp)):
             raise ValueError("positions and strengths must be finite")
         far = max((float(np.abs(p).max()) for p in rows if len(p)), default=0.0)
-        out = np.zeros((n, grid.resolution, grid.resolution), dtype=np.float32)
+        return pos, amp, counts, far
+
+    def render_table(self, far: float):
+        """``("radial", RadialTable)`` for an isotropic kernel, else ``("grid", GridTable)``:
+        the table the renderer interpolates for scatterers up to ``far`` Å from the centre
+        (the kernel caches it, so the same object comes back while ``far`` does not grow)."""
+        grid, kernel = self.grid, self.kernel
         if kernel.isotropic:
-            reach = np.sqrt(2.0) * (grid.fov / 2 + far) + 1.0
-            table = kernel.radial_table(reach)
-            values = table.values.astype(np.float32)
-            slope = np.empty_like(values)
-            slope[:-1] = np.diff(values)
-            slope[-1] = 0.0
-            self.backend.render_radial(out, grid.x.astype(np.float32), pos, amp, counts, values,
-                                       slope, np.float32(1.0 / table.step), threads=threads)
-        else:  # 2D table, cubic convolution; reach along the axes suffices for a square table
-            reach = grid.fov / 2 + far + 1.0
-            extent = kernel.extent
-            if extent is not None and extent < reach - 1.0:
-                param = kernel.extent_parameter
-                hint = f" (raise the model's {param})" if param else ""
-                warnings.warn(f"kernel {kernel.name!r} is known to {extent:g} Å from its "
-                              f"scatterer, the images need {reach - 1.0:.0f} Å: patterns are "
-                              f"cut there{hint}", stacklevel=2)
-            step = max(kernel.default_step(), 2 * reach / (MAX_GRID_TABLE - 1))
-            table = kernel.grid_table(reach, step)
-            self.backend.render_grid(out, grid.x.astype(np.float64), pos, amp, counts,
-                                     table.values.astype(np.float32),
-                                     np.float64(1.0 / table.step),
-                                     np.float64(table.half_width / table.step), threads=threads)
-        # the loops fill [ix, iy] (the file's column-major order); memory order is [iy, ix]
-        return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float64)
+            return "radial", kernel.radial_table(np.sqrt(2.0) * (grid.fov / 2 + far) + 1.0)
+        # 2D table, cubic convolution; reach along the axes suffices for a square table
+        reach = grid.fov / 2 + far + 1.0
+        extent = kernel.extent
+        if extent is not None and extent < reach - 1.0:
+            param = kernel.extent_parameter
+            hint = f" (raise the model's {param})" if param else ""
+            warnings.warn(f"kernel {kernel.name!r} is known to {extent:g} Å from its "
+                          f"scatterer, the images need {reach - 1.0:.0f} Å: patterns are "
+                          f"cut there{hint}", stacklevel=3)
+        step = max(kernel.default_step(), 2 * reach / (MAX_GRID_TABLE - 1))
+        return "grid", kernel.grid_table(reach, step)
 
     def render(self, positions, strengths=None, threads: int | None = None) -> np.ndarray:
         """Clean image ``sum_i s_i K(r - r_i)`` of one scatterer set, ``(R, R)``

@@ -65,7 +65,7 @@ def with_default_placement(recipe: Recipe, grid: Grid) -> Recipe:
 
 def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None = None,
                     blocks: Sequence[int] | None = None, op: Forward | None = None,
-                    on_images: Callable[[int], object] | None = None
+                    on_images: Callable[[int], object] | None = None, device=None
                     ) -> Iterator[tuple[int, np.ndarray, list[np.ndarray], list[np.ndarray]]]:
     """Yield ``(start, images, positions, strengths)`` for consecutive blocks of images.
 
@@ -84,8 +84,13 @@ def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None =
     [(0, 256), (256, 44)]
     """
     op = op or Forward(kernel, grid)
-    render_images = image_renderer(op, recipe.scattering, threads)
     noise = as_noise(recipe.noise)
+    if device is None:
+        render_images = image_renderer(op, recipe.scattering, threads)
+    else:
+        from .torch_simulate import device_renderer
+
+        render_images, noise = device_renderer(op, recipe.scattering, noise, device)
     n = recipe.n
     half = placement_half_width(recipe, grid)
     for b in range(-(-n // BLOCK)) if blocks is None else blocks:
@@ -100,7 +105,7 @@ def simulate_blocks(kernel, grid: Grid, recipe: Recipe, *, threads: int | None =
 
 def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
              threads: int | None = None, on_images: Callable[[int], object] | None = None,
-             **fields) -> Dataset:
+             device=None, **fields) -> Dataset:
     """Simulate a dataset: ``n`` images with uniform scatterer counts and positions.
 
     Parameters
@@ -116,6 +121,10 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
         Threads for rendering; the result does not depend on it.
     on_images : callable, optional
         ``on_images(k)`` as ``k`` more images are rendered (a progress bar).
+    device : str, optional
+        Render and noise the images on this torch device (:func:`simulate_blocks`); the
+        same scatterers, images equal to the CPU's to float32 rounding (not to the bit).
+        The kernel row is rendered on the CPU either way.
     **fields
         Recipe fields to change: ``n``, ``seed``, ``min_scatterers``, ``max_scatterers``,
         ``strength``, ``noise`` (a model, or a number: white noise of that fraction of
@@ -136,8 +145,8 @@ def simulate(kernel, grid: Grid | None = None, recipe: Recipe | None = None, *,
     positions: list[np.ndarray] = []
     strengths: list[np.ndarray] = []
     for start, imgs, pos, amp in simulate_blocks(kernel, grid, recipe, threads=threads, op=op,
-                                                      on_images=on_images):
-        images[start:start + len(imgs)] = imgs
+                                                      on_images=on_images, device=device):
+        images[start:start + len(imgs)] = imgs if device is None else imgs.cpu().numpy()
         positions.extend(pos)
         strengths.extend(amp)
     return Dataset(grid, op.kernel_row.copy(), images, positions, recipe.max_scatterers,

@@ -27,11 +27,11 @@ from ..forward import sample_family
 from ..inverse.learned.data import SimulatedStream, collate, open_images, positions_of
 from ..inverse.learned.detector import DetectorNet, UNetDetector, save_detector
 from ..inverse.learned.nets import load_checkpoint
-from ..inverse.learned.targets import encode
+from ..inverse.learned.targets import encode_tensor
 from ..physics import FriedelKernel, make_kernel
 
-__all__ = ["detector_kernels", "detector_loss", "train_detector", "validation_set",
-           "score_batches", "tune_thresholds"]
+__all__ = ["detector_kernels", "detector_loss", "detector_step", "train_detector",
+           "validation_set", "score_batches", "tune_thresholds"]
 
 Progress = Callable[[int, str], Any]
 
@@ -50,11 +50,36 @@ def detector_loss(out: torch.Tensor, occ: torch.Tensor, off: torch.Tensor,
                   offset_weight: float = 5.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-image sum of the cells' binary cross-entropy plus ``offset_weight`` times the
     squared offset error at occupied cells (cell units)."""
+    loss, bce, offset = _loss_terms(out, occ, off, offset_weight)
+    return loss, {"bce": float(bce.detach()), "offset": float(offset.detach())}
+
+
+def _loss_terms(out, occ, off, offset_weight: float = 5.0):
+    """``(loss, bce, offset)`` of :func:`detector_loss`, tensors (nothing waits for the
+    device), computed in float32."""
+    out = out.float()
     B = out.shape[0]
     bce = F.binary_cross_entropy_with_logits(out[:, 0], occ, reduction="sum") / B
     offset = ((out[:, 1:] - off).square() * occ[:, None]).sum() / B
-    loss = bce + offset_weight * offset
-    return loss, {"bce": float(bce.detach()), "offset": float(offset.detach())}
+    return bce + offset_weight * offset, bce, offset
+
+
+def detector_step(net, opt, batch: dict, grid: Grid, amp_dtype=None) -> torch.Tensor:
+    """One optimiser step of ``net`` on a batch (tensors on the network's device): the
+    targets encoded there (:func:`~qpiset.inverse.learned.targets.encode_tensor`), the
+    forward pass under autocast to ``amp_dtype`` (e.g. ``torch.bfloat16``; None: float32),
+    gradients clipped to norm 10. Returns the loss, a tensor on the device (reading it
+    waits for the device)."""
+    images, kernels = batch["image"], batch["kernel"]
+    occ, off = encode_tensor(batch["positions"], grid, net.upsample)
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pred = net(images, kernels)
+    loss = _loss_terms(pred, occ, off)[0]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+    opt.step()
+    return loss.detach()
 
 
 def validation_set(kernels: Sequence, grid: Grid, levels: Sequence[float], images: int,
@@ -155,7 +180,8 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                    default_weight: float = 0.25, patience: int = 10, seed: int = 0,
                    resume: bool = False,
                    max_minutes: float | None = None, val_images: int = 32, order: str = "F",
-                   val_kernels: int = 4, progress: Progress | None = None,
+                   val_kernels: int = 4, device=None, mixed_precision: bool | None = None,
+                   progress: Progress | None = None,
                    log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Train the kernel-conditioned detector and write it to ``out``.
 
@@ -186,6 +212,13 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     val_kernels : int
         Held-out family kernels (never in the bank) in the validation set, besides the
         default kernel at noise 0.3 and 1.0.
+    device : str, optional
+        Torch device (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default the CPU). The
+        simulated stream renders there (:class:`SimulatedStream` ``device``) and a file's
+        batches are moved there; an absent device is a ``ValueError``. The weights start
+        the same on every device; the steps differ at float rounding.
+    mixed_precision : bool, optional
+        The forward pass under bf16 autocast (default: on CUDA only).
 
     Returns
     -------
@@ -197,7 +230,12 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     grid = grid or Grid()
     if grid.resolution % 8:
         raise ValueError(f"the detector needs a resolution divisible by 8, got {grid.resolution}")
+    from ..forward.device import autocast_dtype, resolve_device
+
     log = log or (lambda s: None)
+    device = resolve_device(device)
+    amp_dtype = autocast_dtype(device) if mixed_precision is None else (
+        torch.bfloat16 if mixed_precision else None)
     torch.manual_seed(seed)
     out = Path(out)
     record: dict[str, Any] = {"seed": seed, "n_kernels": n_kernels, "kernel_seed": kernel_seed,
@@ -209,7 +247,7 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                               "data": None if data is None else str(data),
                               "grid": [grid.resolution, grid.fov], "history": [],
                               "seconds": 0.0, "step": 0, "best_f1": -1.0, "bad_epochs": 0}
-    net = DetectorNet(width=width)
+    net = DetectorNet(width=width).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     total = epochs * steps_per_epoch
     warm = min(200, total // 10 + 1)
@@ -247,10 +285,13 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
             [default_weight] + [(1 - default_weight) / (len(bank) - 1)] * (len(bank) - 1))
         stream = iter(SimulatedStream(bank, grid, batch_size, seed=seed, noise=noise,
                                       varied_strength=varied_strength, start=record["step"],
-                                      weights=weights))
+                                      weights=weights,
+                                      device=None if device.type == "cpu" else device))
         batches = ((b, grid) for b in stream)
     else:
         batches = _loader(data, batch_size, seed, record["step"], order)
+    record["device"] = str(device)
+    record["precision"] = "fp32" if amp_dtype is None else str(amp_dtype).split(".")[-1]
     detector = UNetDetector.from_net(net)
     t_start = time.perf_counter() - record["seconds"]
     bar = progress(total, "training") if progress else None
@@ -261,19 +302,14 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         losses = []
         for _ in range(steps_per_epoch):
             batch, g = next(batches)
-            occ, off = encode(positions_of(batch), g, net.upsample)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(record["step"])
-            pred = net(batch["image"], batch["kernel"])
-            loss, parts = detector_loss(pred, torch.from_numpy(occ), torch.from_numpy(off))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-            opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(detector_step(net, opt, batch, g, amp_dtype))
             record["step"] += 1
             if bar is not None:
                 bar.update(1)
+        losses = torch.stack(losses).cpu().double().numpy()  # the epoch's one wait
         net.eval()
         metrics = _validate(detector, val, grid)
         record["seconds"] = time.perf_counter() - t_start
@@ -284,7 +320,7 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         improved = f1 > record["best_f1"]
         if improved:
             record["best_f1"], record["bad_epochs"] = f1, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
         else:
             record["bad_epochs"] += 1
         log(f"epoch {len(record['history'])}: loss {np.mean(losses):.2f}, validation F1 "
@@ -303,6 +339,7 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     # decoding thresholds for the best weights, on the validation set
     best = DetectorNet(width=width)
     best.load_state_dict(best_state)
+    best.to(device)
     detector = UNetDetector.from_net(best)
     record["threshold"], record["high"] = tune_thresholds(detector, val, grid)
     record["val_best"] = score_batches(detector, val, grid)

@@ -137,7 +137,8 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
                      width: int = 16, lr: float = 1e-3, beta: float = 1e-3,
                      noise: float = 0.5, seed: int = 0, workers: int = 1,
                      test_noise: float = 0.1, align_weight: float = 0.1,
-                     bank: dict[str, Any] | None = None, models=None, progress=None,
+                     bank: dict[str, Any] | None = None, models=None, device=None,
+                     mixed_precision: bool | None = None, progress=None,
                      log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Train the two-step kernel extractor and the one-step baseline; write both to
     ``out`` (:func:`qpiset.inverse.learned.kernel_vae.load_kernel_extractor` reads it) and return the
@@ -167,7 +168,18 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
     bank : dict, optional
         A bank from :func:`build_kernel_bank` with these ``n_kernels``, ``images_per_kernel``
         and ``seed`` (to reuse one across runs); built when not given.
+    device : str, optional
+        Torch device of the networks (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; default
+        the CPU); the samples are drawn on the CPU as on any device and moved there. The
+        kernel bank is rendered on the CPU.
+    mixed_precision : bool, optional
+        Forward passes under bf16 autocast (default: on CUDA only).
     """
+    from ..forward.device import autocast_dtype, resolve_device
+
+    device = resolve_device(device)
+    amp_dtype = autocast_dtype(device) if mixed_precision is None else (
+        torch.bfloat16 if mixed_precision else None)
     grid = grid or Grid()
     log = log or (lambda s: None)
     t0 = time.perf_counter()
@@ -191,7 +203,8 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
     sampler = _Sampler(bank["kernels"][train], bank["images"][train], seed, noise, batch_size)
     torch.manual_seed(seed)
     cfg = {"latent": latent, "width": width, "resolution": grid.resolution}
-    vae, observer, direct = KernelVAE(**cfg), ObservationEncoder(**cfg), DirectKernelNet(**cfg)
+    vae, observer, direct = (KernelVAE(**cfg).to(device), ObservationEncoder(**cfg).to(device),
+                             DirectKernelNet(**cfg).to(device))
     total = vae_steps + 2 * observer_steps
     bar = progress(total, "training") if progress else None
     history: dict[str, list] = {"vae": [], "observer": [], "direct": []}
@@ -201,15 +214,17 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
         acc = []
         for step in range(steps):
-            imgs, ks = sampler(offset + step)
-            loss = loss_fn(imgs, ks)
+            imgs, ks = (t.to(device, non_blocking=True) for t in sampler(offset + step))
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(imgs, ks).float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            acc.append(float(loss.detach()))
+            acc.append(loss.detach())
             if (step + 1) % 100 == 0 or step + 1 == steps:
-                history[name].append({"step": step + 1, "loss": float(np.mean(acc))})
+                mean = float(torch.stack(acc).cpu().double().numpy().mean())  # waits here only
+                history[name].append({"step": step + 1, "loss": mean})
                 acc = []
             if bar is not None:
                 bar.update(1)
@@ -250,7 +265,8 @@ def train_kernel_vae(out, *, n_kernels: int = 240, n_test: int = 40, images_per_
               "images_per_kernel": images_per_kernel, "vae_steps": vae_steps,
               "observer_steps": observer_steps, "batch_size": batch_size, "latent": latent,
               "width": width, "lr": lr, "beta": beta, "noise": noise, "test_noise": test_noise,
-              "align_weight": align_weight, "models": models,
+              "align_weight": align_weight, "models": models, "device": str(device),
+              "precision": "fp32" if amp_dtype is None else str(amp_dtype).split(".")[-1],
               "grid": [grid.resolution, grid.fov], "test_kernels": test.tolist(),
               "projection": DEFAULT_PROJECTION,  # of the bank's lattice and bdg kernels
               "history": history, "evaluation": evaluation,

@@ -43,7 +43,7 @@ def collate(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
 
 def positions_of(batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
     """The batch's true positions as a list of ``(k_i, 2)`` arrays."""
-    pos, counts = batch["positions"].numpy(), batch["count"].numpy()
+    pos, counts = batch["positions"].cpu().numpy(), batch["count"].cpu().numpy()
     return [pos[i, : counts[i]].astype(np.float64) for i in range(len(counts))]
 
 
@@ -150,6 +150,9 @@ class SimulatedStream(IterableDataset):
         First batch number (to resume a training run where it stopped).
     weights : sequence of float, optional
         Relative frequency of each kernel (default: equal).
+    device : str, optional
+        Render on this torch device (``"cpu"``, ``"cuda"``, ``"auto"``, ...); default none:
+        the numba renderer, batches on the CPU.
     """
 
     kernels: Sequence[Any]
@@ -163,7 +166,9 @@ class SimulatedStream(IterableDataset):
     varied_strength: float = 0.0
     start: int = 0
     weights: Sequence[float] | None = None
+    device: Any = None
     _ops: dict = field(default_factory=dict, repr=False)
+    _rows: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         IterableDataset.__init__(self)
@@ -173,6 +178,10 @@ class SimulatedStream(IterableDataset):
         if w.shape != (len(self.kernels),) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError("weights: one non-negative number per kernel, not all zero")
         self._cdf = np.cumsum(w) / w.sum()
+        if self.device is not None:
+            from ...forward.device import resolve_device
+
+            self.device = resolve_device(self.device)
 
     def _op(self, j: int) -> Forward:
         if j not in self._ops:
@@ -193,11 +202,27 @@ class SimulatedStream(IterableDataset):
         recipe = Recipe(n=self.batch_size, seed=int(rng.integers(2**63)),
                         min_scatterers=self.min_scatterers, max_scatterers=self.max_scatterers,
                         strength=strength, noise=White(level) if level > 0 else None)
+        if self.device is not None:
+            return self._device_batch(j, recipe)
         _, images, positions, _ = next(simulate_blocks(self.kernels[j], self.grid, recipe,
                                                        threads=1, op=self._op(j)))
         row = self.kernel_row(j)
         return collate([_item(img, row, p, self.max_scatterers)
                         for img, p in zip(images, positions)])
+
+    def _device_batch(self, j: int, recipe: Recipe) -> dict[str, torch.Tensor]:
+        """The batch of :meth:`batch` rendered and noised on the stream's device."""
+        _, images, positions, _ = next(simulate_blocks(self.kernels[j], self.grid, recipe,
+                                                       op=self._op(j), device=self.device))
+        if j not in self._rows:
+            self._rows[j] = torch.as_tensor(np.asarray(self.kernel_row(j), np.float32),
+                                            device=self.device)
+        pos = pad_rows([np.asarray(p, np.float32) for p in positions], self.max_scatterers,
+                       np.nan, dtype=np.float32)
+        return {"image": images.to(torch.float32),
+                "kernel": self._rows[j].expand(len(positions), -1, -1),
+                "positions": torch.from_numpy(pos).to(self.device, non_blocking=True),
+                "count": torch.tensor([len(p) for p in positions]).to(self.device)}
 
     def loader(self, num_workers: int = 0, **options) -> DataLoader:
         """A DataLoader over the stream. Workers are *spawned*: the renderer's compiled

@@ -145,15 +145,19 @@ class UNetDetector:
     threshold, high : float, optional
         Decoding thresholds (:func:`qpiset.inverse.learned.targets.decode`); default the
         checkpoint's tuned ones.
-    batch : int
-        Images per forward pass.
+    batch : int, optional
+        Images per forward pass (default 32 on the CPU, 256 on a GPU).
+    device : str, optional
+        Torch device of the network (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``;
+        default :func:`qpiset.forward.device.default_device`, the CPU unless set). Another
+        device changes the probabilities at float32 rounding.
     """
 
     name = "unet"
 
     def __init__(self, weights=None, *, threshold: float | None = None,
-                 high: float | None = None, batch: int = 32) -> None:
-        net, state = load_detector(weights)
+                 high: float | None = None, batch: int | None = None, device=None) -> None:
+        net, state = load_detector(weights, device=device)
         res, fov = state["grid"]
         info = state.get("info", {})
         self._setup(net, Grid(int(res), float(fov)),
@@ -162,14 +166,18 @@ class UNetDetector:
 
     def _setup(self, net, trained: Grid | None, threshold, high, batch) -> None:
         self.net = net.eval()
+        self.device = next(net.parameters()).device
         self.trained = trained
+        if batch is None:
+            batch = 32 if self.device.type == "cpu" else 256
         self.threshold, self.high, self.batch = float(threshold), float(high), int(batch)
         self._warned: set = set()
 
     @classmethod
     def from_net(cls, net: DetectorNet, threshold: float = 0.5, high: float = 0.9,
-                 batch: int = 32) -> "UNetDetector":
-        """A detector around a network in memory (e.g. one being trained)."""
+                 batch: int | None = None) -> "UNetDetector":
+        """A detector around a network in memory (e.g. one being trained), on the
+        network's device."""
         self = cls.__new__(cls)
         self._setup(net, None, threshold, high, batch)
         return self
@@ -192,12 +200,13 @@ class UNetDetector:
         R = k.shape[-1]
         if tuple(k.shape) != (R, R):
             raise ValueError(f"kernel image shape {tuple(k.shape)} is not square")
+        k = k.to(self.device)
         images = np.asarray(images, np.float32).reshape(-1, R, R)
         probs, offs = [], []
         with torch.no_grad():
             for s in range(0, len(images), self.batch):
                 x = torch.from_numpy(np.ascontiguousarray(images[s:s + self.batch]))
-                out = self.net(x, k.expand(len(x), -1, -1))
+                out = self.net(x.to(self.device), k.expand(len(x), -1, -1)).float().cpu()
                 probs.append(torch.sigmoid(out[:, 0]).numpy())
                 offs.append(out[:, 1:].numpy())
         U = R * self.net.upsample
@@ -219,13 +228,17 @@ class UNetDetector:
         return Detections(positions, confidence=confidence)
 
 
-def load_detector(path=None) -> tuple[DetectorNet, dict[str, Any]]:
-    """The network and its checkpoint record (training grid, thresholds, training info);
-    ``path=None`` loads the shipped weights."""
+def load_detector(path=None, device=None) -> tuple[DetectorNet, dict[str, Any]]:
+    """The network, on ``device`` (default :func:`~qpiset.forward.device.default_device`),
+    and its checkpoint record (training grid, thresholds, training info); ``path=None``
+    loads the shipped weights. A checkpoint saved on any device loads on any other."""
+    from ...forward.device import resolve_device
+
+    device = resolve_device(device)
     state = load_checkpoint(DEFAULT_DETECTOR if path is None else path, "detector")
     net = DetectorNet(**state["config"])
     net.load_state_dict(state["state"])
-    return net.eval(), state
+    return net.to(device).eval(), state
 
 
 def merge_seeds(first: np.ndarray, second: np.ndarray, radius: float) -> np.ndarray:
@@ -250,12 +263,13 @@ class HybridDetector:
     of them, with least-squares strengths, start the physics fit and the evidence-based
     model selection of that detector (its stages 3-4). The network adds what the grid
     stage misses in noise; the fit places every scatterer and the evidence rule removes the
-    spurious ones."""
+    spurious ones. ``device``: the network's (:class:`UNetDetector`); the fit runs on the
+    CPU."""
 
     name = "hybrid"
 
-    def __init__(self, weights=None) -> None:
-        self.unet = UNetDetector(weights)
+    def __init__(self, weights=None, device=None) -> None:
+        self.unet = UNetDetector(weights, device=device)
         self.sparse = SparseDeconvolution(seeder=self._seeds)
 
     def _seeds(self, image: np.ndarray, op) -> tuple[np.ndarray, np.ndarray]:

@@ -159,17 +159,18 @@ class KernelExtractor:
     """Kernel from images: ``method="vae"`` (two-step: observation encoder, then the VAE's
     decoder; the latents of several images are averaged) or ``"direct"`` (the one-step
     baseline; the kernels of several images are averaged). Returns a canonical kernel
-    ``(R, R)`` ``[iy, ix]``."""
+    ``(R, R)`` ``[iy, ix]``. The networks run on the device of the VAE's weights."""
 
     def __init__(self, vae: KernelVAE, observer: ObservationEncoder,
                  direct: DirectKernelNet | None = None) -> None:
         self.vae, self.observer, self.direct = vae.eval(), observer.eval(), direct
         if direct is not None:
             direct.eval()
+        self.device = next(vae.parameters()).device
 
     def __call__(self, images: np.ndarray, method: str = "vae") -> np.ndarray:
         x = torch.from_numpy(np.asarray(images, np.float32).reshape(
-            -1, *np.shape(images)[-2:]))
+            -1, *np.shape(images)[-2:])).to(self.device)
         if x.shape[-1] != self.vae.config["resolution"] or x.shape[-2] != x.shape[-1]:
             raise ValueError(f"images are {tuple(x.shape[-2:])}, the model takes "
                              f"{self.vae.config['resolution']}x{self.vae.config['resolution']}")
@@ -183,7 +184,7 @@ class KernelExtractor:
                 k = self.direct(x).mean(dim=0)
             else:
                 raise ValueError(f"method must be 'vae' or 'direct', got {method!r}")
-        return canonical_kernel(k.numpy().astype(np.float64))
+        return canonical_kernel(k.float().cpu().numpy().astype(np.float64))
 
 
 def save_kernel_models(path, vae: KernelVAE, observer: ObservationEncoder,
@@ -195,8 +196,12 @@ def save_kernel_models(path, vae: KernelVAE, observer: ObservationEncoder,
         "direct": None if direct is None else direct.state_dict(), "info": info})
 
 
-def load_kernel_extractor(path=None) -> tuple[KernelExtractor, dict[str, Any]]:
-    """The extractor and its checkpoint record; ``path=None`` loads the shipped weights."""
+def load_kernel_extractor(path=None, device=None) -> tuple[KernelExtractor, dict[str, Any]]:
+    """The extractor, on ``device`` (default :func:`~qpiset.forward.device.default_device`),
+    and its checkpoint record; ``path=None`` loads the shipped weights."""
+    from ...forward.device import resolve_device
+
+    device = resolve_device(device)
     state = load_checkpoint(DEFAULT_KERNEL_MODEL if path is None else path, "kernel-vae")
     vae = KernelVAE(**state["config"])
     vae.load_state_dict(state["vae"])
@@ -206,7 +211,8 @@ def load_kernel_extractor(path=None) -> tuple[KernelExtractor, dict[str, Any]]:
     if state.get("direct") is not None:
         direct = DirectKernelNet(**state["config"])
         direct.load_state_dict(state["direct"])
-    return KernelExtractor(vae, observer, direct), state
+        direct.to(device)
+    return KernelExtractor(vae.to(device), observer.to(device), direct), state
 
 
 class LearnedKernel:
@@ -219,13 +225,15 @@ class LearnedKernel:
     method : {"vae", "direct"}
     weights : path, optional
         Checkpoint (default: the shipped kernel model); a bad one is a ``ValueError``.
+    device : str, optional
+        Torch device of the networks (default :func:`~qpiset.forward.device.default_device`).
     """
 
-    def __init__(self, method: str = "vae", weights=None) -> None:
+    def __init__(self, method: str = "vae", weights=None, device=None) -> None:
         if method not in ("vae", "direct"):
             raise ValueError(f"method must be 'vae' or 'direct', got {method!r}")
         self.method = method
-        self.extractor, state = load_kernel_extractor(weights)
+        self.extractor, state = load_kernel_extractor(weights, device)
         self.trained = Grid(int(state["grid"][0]), float(state["grid"][1]))
         if method == "direct" and self.extractor.direct is None:
             raise ValueError(f"{weights or 'the shipped kernel model'}: this checkpoint has "

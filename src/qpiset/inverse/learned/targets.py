@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from ...core.grid import Grid
 
-__all__ = ["cell_size", "encode", "decode"]
+__all__ = ["cell_size", "encode", "encode_tensor", "decode"]
 
 
 def cell_size(grid: Grid, upsample: int) -> float:
@@ -59,6 +59,51 @@ def encode(positions, grid: Grid, upsample: int = 2) -> tuple[np.ndarray, np.nda
         off[n, 0, iy, ix] = u[:, 0] - ix - 0.5
         off[n, 1, iy, ix] = u[:, 1] - iy - 0.5
     return occ, off
+
+
+def encode_tensor(positions, grid: Grid, upsample: int = 2):
+    """:func:`encode` of a batch's padded positions ``(N, M, 2)`` (Å, NaN for no scatterer; a
+    torch tensor on any device): occupancy ``(N, U, U)`` and offsets ``(N, 2, U, U)``,
+    float32 on that device, without a round trip to the CPU. The same rule and the same
+    numbers as :func:`encode` (float64 arithmetic; float32 on MPS), the later scatterer of
+    two in one cell kept.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = Grid(4, 3.0)
+    >>> pos = torch.tensor([[[0.1, -0.2], [float("nan"), float("nan")]]])
+    >>> occ, off = encode_tensor(pos, g)
+    >>> ref = encode([pos[0, :1].double().numpy()], g)
+    >>> bool(np.array_equal(occ.numpy(), ref[0]) and np.array_equal(off.numpy(), ref[1]))
+    True
+    """
+    import torch
+
+    dtype = torch.float32 if positions.device.type == "mps" else torch.float64
+    n, m = positions.shape[:2]
+    U = grid.resolution * upsample
+    cells = n * U * U  # one more slot: where the scatterers that set no cell go
+    u = (positions.to(dtype) - _origin(grid)) / cell_size(grid, upsample)
+    valid = ~torch.isnan(u).any(dim=-1)
+    idx = torch.where(valid[..., None], u, torch.full_like(u, -1.0)).floor()
+    ok = valid & ((idx >= 0) & (idx < U)).all(dim=-1)
+    ix, iy = idx[..., 0].to(torch.int64), idx[..., 1].to(torch.int64)
+    image = torch.arange(n, device=u.device)[:, None]
+    flat = torch.where(ok, (image * U + iy) * U + ix, cells).reshape(-1)
+    order = torch.arange(n * m, device=u.device)
+    last = torch.full((cells + 1,), -1, dtype=torch.int64, device=u.device)
+    last.scatter_reduce_(0, flat, torch.where(ok.reshape(-1), order, -1), reduce="amax")
+    target = torch.where(ok.reshape(-1) & (last[flat] == order), flat, cells)
+    occ = torch.zeros(cells + 1, dtype=torch.float32, device=u.device)
+    occ.scatter_(0, target, torch.ones_like(target, dtype=torch.float32))
+    offsets = []
+    for axis, i in ((0, ix), (1, iy)):
+        d = (u[..., axis] - i - 0.5).to(torch.float32).reshape(-1)
+        plane = torch.zeros(cells + 1, dtype=torch.float32, device=u.device)
+        offsets.append(plane.scatter_(0, target, torch.where(target < cells, d, 0.0))[:cells])
+    return (occ[:cells].reshape(n, U, U),
+            torch.stack(offsets).reshape(2, n, U, U).transpose(0, 1).contiguous())
 
 
 def decode(prob, offsets, grid: Grid, upsample: int = 2, threshold: float = 0.3,
