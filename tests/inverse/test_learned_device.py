@@ -99,3 +99,33 @@ def test_models_load_on_a_device(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' asked for but not available"):
             UNetDetector(device="cuda")
+
+
+def test_device_noise_and_prefetch_keep_the_scatterers():
+    """Noise variates drawn on the device: the same scatterers and kernel rows, white noise
+    of the asked level (another realisation), reproducible; the prefetching thread yields
+    the stream in order; a batch over 256 images holds every block."""
+    kernels = [FriedelKernel(), make_kernel("lattice")]
+    numba, device = _streams(kernels, batch_size=300, noise=(0.5, 1.0), start=1,
+                             device_noise=True)
+    it = iter(device)
+    for b in (1, 2):
+        a, d = numba.batch(b), next(it)
+        assert len(d["image"]) == len(a["image"]) == 300
+        assert torch.equal(a["count"], d["count"])
+        assert torch.equal(torch.nan_to_num(a["positions"], 1e9),
+                           torch.nan_to_num(d["positions"], 1e9))
+        ratio = float((a["image"] - d["image"]).std() / a["image"].std())
+        assert 0.5 < ratio < 2.0  # two realisations of levels 0.5-1.0: about sqrt(2) level
+    again = _streams(kernels, batch_size=300, noise=(0.5, 1.0), device_noise=True)[1]
+    assert torch.equal(again.batch(2)["image"], d["image"])
+
+
+def test_a_broadcast_kernel_row_is_used_once():
+    torch.manual_seed(0)
+    net = DetectorNet(width=4).eval()
+    x, k = torch.randn(3, 16, 16), torch.randn(16, 16)
+    with torch.no_grad():
+        shared = net(x, k.expand(3, -1, -1))
+        full = net(x, k.expand(3, -1, -1).contiguous())
+    assert torch.allclose(shared, full, atol=1e-4)

@@ -106,7 +106,10 @@ class compiled:
         self.active = None
         if enabled:
             try:
-                self.active = _torch().compile(fn)
+                # static shapes: the stream's batches all have one shape (images, padded
+                # scatterers, table), so one kernel specialised to it serves them all (a
+                # second shape would otherwise switch on generic, dynamic-shape code)
+                self.active = _torch().compile(fn, dynamic=False)
             except Exception as exc:  # no compiler backend on this platform
                 self._fallback(exc)
 
@@ -125,10 +128,13 @@ class compiled:
         return self.fn(*args)
 
 
-def _chunks(n: int, per_item: int, device) -> tuple[range, int]:
-    """Starts and size of image chunks whose temporaries stay under the device's budget."""
-    budget = _CHUNK.get(_torch().device(device).type, _CHUNK_CPU)
+def _chunks(n: int, per_item: int, device, fused: bool = False) -> tuple[range, int]:
+    """Starts and size of image chunks whose temporaries stay under the device's budget
+    (``fused``: compiled code, which makes no such temporaries: larger chunks, so that a
+    large batch is a few calls of one shape)."""
+    budget = _CHUNK.get(_torch().device(device).type, _CHUNK_CPU) * (16 if fused else 1)
     size = max(1, budget // max(1, per_item))
+    size = -(-n // -(-n // size)) if n else size  # equal chunks: one shape, one compilation
     return range(0, n, size), size
 
 
@@ -168,6 +174,11 @@ class TorchRenderer:
         self._tables: dict = {}
         self.dtype = _work_dtype(self.device)
         self._x: dict = {}
+        # a radial table is the kernel sampled at fixed steps, so a longer one gives the
+        # same images: ask for one reaching at least half the field of view beyond the
+        # image (the default placement), and never a shorter one than before, so that a
+        # stream of batches uploads one table and compiles once
+        self._far = float(op.grid.fov) / 2 if op.kernel.isotropic else 0.0
 
     def _grid_x(self, dtype):
         torch = _torch()
@@ -179,6 +190,8 @@ class TorchRenderer:
         """``(kind, tensors...)``: the operator's table for scatterers up to ``far`` Å, on
         the device (uploaded once per table)."""
         torch = _torch()
+        if self.op.kernel.isotropic:
+            far = self._far = max(float(far), self._far)
         kind, table = self.op.render_table(far)
         key = id(table)
         if key not in self._tables:
@@ -212,7 +225,8 @@ class TorchRenderer:
             _, values, slope, inv_step = entry
             x, p, a = (self._grid_x(torch.float32), pos.to(torch.float32),
                        amp.to(torch.float32))
-            starts, size = _chunks(n, k * res * res, self.device)
+            starts, size = _chunks(n, k * res * res, self.device,
+                                   self._radial.active is not None)
             for s in starts:
                 out[s:s + size] = self._radial(x, p[s:s + size], a[s:s + size], values, slope,
                                                inv_step)

@@ -8,8 +8,11 @@ into targets.
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import dataclass, field
+import queue
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -152,7 +155,27 @@ class SimulatedStream(IterableDataset):
         Relative frequency of each kernel (default: equal).
     device : str, optional
         Render on this torch device (``"cpu"``, ``"cuda"``, ``"auto"``, ...); default none:
-        the numba renderer, batches on the CPU.
+        the numba renderer, batches on the CPU. The scatterers (counts, positions,
+        strengths) and the noise seeds are drawn on the CPU exactly as without a device
+        (the block seed sequences of :func:`qpiset.forward.simulate_blocks`), padded to
+        ``max_scatterers`` (one shape for every batch: one table, one compilation) and
+        copied to the device in one go (pinned memory, without waiting for the device).
+    device_noise : bool, optional
+        Draw the white noise's variates on the device (``torch.randn`` from a generator
+        seeded by each block's noise seed) instead of numpy's on the CPU and copying them
+        there (4 MB a batch of 256). The same distribution, the same noise level, and
+        reproducible for a seed on one kind of device, but another *realisation* than the
+        CPU's (and CUDA's differs from the CPU's). Default: on for a GPU, off on the CPU
+        (whose batches then equal the numba stream's to float32 rounding).
+    prefetch : int
+        Batches drawn ahead when rendering on a device (0: none), so that the CPU's draws
+        overlap the device's work (a training step); the stream stays the same. Not used
+        in DataLoader workers.
+    draw_workers : int, optional
+        Where the draws ahead are made: 0 a thread of this process, 1 a spawned worker
+        process (a DataLoader with pinned memory: no contention for this process's GIL,
+        which a thread drawing 256 images' scatterers in small numpy calls causes, slowing
+        the training loop that launches the device's work). Default: 1 on CUDA, else 0.
     """
 
     kernels: Sequence[Any]
@@ -167,6 +190,9 @@ class SimulatedStream(IterableDataset):
     start: int = 0
     weights: Sequence[float] | None = None
     device: Any = None
+    device_noise: bool | None = None
+    prefetch: int = 2
+    draw_workers: int | None = None
     _ops: dict = field(default_factory=dict, repr=False)
     _rows: dict = field(default_factory=dict, repr=False)
 
@@ -182,6 +208,11 @@ class SimulatedStream(IterableDataset):
             from ...forward.device import resolve_device
 
             self.device = resolve_device(self.device)
+            if self.device_noise is None:
+                self.device_noise = self.device.type != "cpu"
+            if self.draw_workers is None:
+                self.draw_workers = int(self.device.type == "cuda")
+        self._generator = None
 
     def _op(self, j: int) -> Forward:
         if j not in self._ops:
@@ -192,8 +223,8 @@ class SimulatedStream(IterableDataset):
         """The kernel row of kernel ``j`` on the stream's grid."""
         return self._op(j).kernel_row
 
-    def batch(self, b: int) -> dict[str, torch.Tensor]:
-        """Batch number ``b`` (a pure function of ``seed`` and ``b``)."""
+    def _recipe(self, b: int) -> tuple[int, Recipe]:
+        """Kernel number and recipe of batch ``b``."""
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(int(b),)))
         j = min(int(np.searchsorted(self._cdf, rng.random(), side="right")),
                 len(self.kernels) - 1)
@@ -202,27 +233,99 @@ class SimulatedStream(IterableDataset):
         recipe = Recipe(n=self.batch_size, seed=int(rng.integers(2**63)),
                         min_scatterers=self.min_scatterers, max_scatterers=self.max_scatterers,
                         strength=strength, noise=White(level) if level > 0 else None)
-        if self.device is not None:
-            return self._device_batch(j, recipe)
-        _, images, positions, _ = next(simulate_blocks(self.kernels[j], self.grid, recipe,
-                                                       threads=1, op=self._op(j)))
-        row = self.kernel_row(j)
-        return collate([_item(img, row, p, self.max_scatterers)
-                        for img, p in zip(images, positions)])
+        return j, recipe
 
-    def _device_batch(self, j: int, recipe: Recipe) -> dict[str, torch.Tensor]:
-        """The batch of :meth:`batch` rendered and noised on the stream's device."""
-        _, images, positions, _ = next(simulate_blocks(self.kernels[j], self.grid, recipe,
-                                                       op=self._op(j), device=self.device))
+    def batch(self, b: int) -> dict[str, torch.Tensor]:
+        """Batch number ``b`` (a pure function of ``seed`` and ``b``)."""
+        j, recipe = self._recipe(b)
+        if self.device is not None:
+            return self._finish(self._draw(j, recipe, self.device.type == "cuda"))
+        row = self.kernel_row(j)
+        items = [_item(img, row, p, self.max_scatterers)  # every block (batches over 256)
+                 for _, images, positions, _ in simulate_blocks(self.kernels[j], self.grid,
+                                                                recipe, threads=1,
+                                                                op=self._op(j))
+                 for img, p in zip(images, positions)]
+        return collate(items)
+
+    def _draw(self, j: int, recipe: Recipe, pin: bool) -> dict[str, Any]:
+        """The CPU's part of a device batch: the scatterers of every block of ``recipe``
+        (:func:`~qpiset.forward.simulate_blocks`' draws), padded into tensors (pinned:
+        ``pin``), and the blocks' noise seeds."""
+        from ...forward.seeding import BLOCK, block_generators, draw_scatterers
+        from ...forward.simulate import placement_half_width
+
+        lattice = self.kernels[j].lattice
+        n, m = recipe.n, self.max_scatterers
+        half = placement_half_width(recipe, self.grid)
+        positions: list[np.ndarray] = []
+        strengths: list[np.ndarray] = []
+        seeds = []
+        for block in range(-(-n // BLOCK)):
+            rng, noise_seed = block_generators(recipe.seed, block)
+            p, a = draw_scatterers(rng, min(n, (block + 1) * BLOCK) - block * BLOCK, recipe,
+                                   half, lattice)
+            positions += p
+            strengths += a
+            seeds.append(noise_seed)
+        counts = np.fromiter(map(len, positions), np.int64, n)
+        pos = torch.zeros((n, m, 2), dtype=torch.float64, pin_memory=pin)
+        amp = torch.zeros((n, m), dtype=torch.float64, pin_memory=pin)
+        count = torch.from_numpy(counts).pin_memory() if pin else torch.from_numpy(counts)
+        far = 0.0
+        if n and counts.sum():
+            mask = np.arange(m) < counts[:, None]
+            flat = np.concatenate(positions)
+            pos.numpy()[mask] = flat
+            amp.numpy()[mask] = np.concatenate(strengths)
+            far = float(np.abs(flat).max())
+        return {"j": j, "pos": pos, "amp": amp, "count": count, "far": far,
+                "noise": recipe.noise, "seeds": seeds}
+
+    def _finish(self, host: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The device's part of a batch: copy, render, noise (nothing waits for the
+        device)."""
+        from ...forward.seeding import BLOCK
+        from ...forward.torch_noise import apply_noise
+        from ...forward.torch_simulate import renderer_of
+
+        dev, j = self.device, host["j"]
+        copy = {"non_blocking": dev.type == "cuda"}
+        pos, amp = host["pos"].to(dev, **copy), host["amp"].to(dev, **copy)
+        count = host["count"].to(dev, **copy)
+        op = self._op(j)
+        renderer = renderer_of(op, dev)
+        images = renderer.render(pos, amp, host["far"])
+        noise = host["noise"]
+        if noise is not None:
+            blocks = [images[s:s + BLOCK] for s in range(0, len(images), BLOCK)]
+            if self.device_noise and type(noise) is White:
+                noisy = [self._white(noise, x, seed) for x, seed in zip(blocks, host["seeds"])]
+            else:  # numpy's variates, as the CPU
+                noisy = [apply_noise(noise, x.to(renderer.dtype), np.random.default_rng(seed),
+                                     self.grid, check=False)
+                         for x, seed in zip(blocks, host["seeds"])]
+            images = noisy[0] if len(noisy) == 1 else torch.cat(noisy)
         if j not in self._rows:
-            self._rows[j] = torch.as_tensor(np.asarray(self.kernel_row(j), np.float32),
-                                            device=self.device)
-        pos = pad_rows([np.asarray(p, np.float32) for p in positions], self.max_scatterers,
-                       np.nan, dtype=np.float32)
+            self._rows[j] = torch.as_tensor(np.asarray(op.kernel_row, np.float32),
+                                            device=dev)
+        m = pos.shape[1]
+        valid = torch.arange(m, device=dev) < count[:, None]
+        positions = torch.where(valid[..., None], pos, float("nan")).to(torch.float32)
         return {"image": images.to(torch.float32),
-                "kernel": self._rows[j].expand(len(positions), -1, -1),
-                "positions": torch.from_numpy(pos).to(self.device, non_blocking=True),
-                "count": torch.tensor([len(p) for p in positions]).to(self.device)}
+                "kernel": self._rows[j].expand(len(images), -1, -1),
+                "positions": positions, "count": count}
+
+    def _white(self, model: White, images, seed: np.random.SeedSequence):
+        """``model`` (white noise) on a block of images on the device, its variates drawn
+        there by a generator seeded from the block's noise seed (``device_noise``)."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(int(seed.generate_state(1, np.uint64)[0]) >> 1)
+        z = torch.randn(images.shape, generator=self._generator, device=self.device,
+                        dtype=images.dtype)
+        std = images.flatten(1).std(dim=1, correction=0)
+        return images + (model.fraction * std)[:, None, None] * z
 
     def loader(self, num_workers: int = 0, **options) -> DataLoader:
         """A DataLoader over the stream. Workers are *spawned*: the renderer's compiled
@@ -234,7 +337,71 @@ class SimulatedStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         w, W = (0, 1) if info is None else (info.id, info.num_workers)
-        b = self.start + w
-        while True:
-            yield self.batch(b)
-            b += W
+        numbers = itertools.count(self.start + w, W)
+        if self.device is None or info is not None or self.prefetch <= 0:
+            for b in numbers:
+                yield self.batch(b)
+            return
+        if self.draw_workers:
+            yield from self._from_worker(self.start + w)
+        else:
+            yield from self._prefetched(numbers)
+
+    def _from_worker(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Device batches whose draws a spawned worker process makes ahead (pinned by the
+        DataLoader's thread, copied without waiting)."""
+        lean = replace(self, device=None, prefetch=0, draw_workers=0, _ops={}, _rows={})
+        loader = DataLoader(_Draws(lean, start), batch_size=None,
+                            num_workers=1, multiprocessing_context="spawn",
+                            prefetch_factor=max(2, self.prefetch),
+                            pin_memory=self.device.type == "cuda")
+        for host in loader:
+            yield self._finish(host)
+
+    def _prefetched(self, numbers) -> Iterator[dict[str, torch.Tensor]]:
+        """Device batches, their CPU draws made ``prefetch`` batches ahead by a thread
+        (numpy's generators release the GIL little, but the consumer mostly waits for
+        the device, so the two overlap)."""
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        pin = self.device.type == "cuda"
+
+        def work() -> None:
+            try:
+                for b in numbers:
+                    item = self._draw(*self._recipe(b), pin)
+                    while not stop.is_set():
+                        try:
+                            ready.put((item, None), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            except BaseException as exc:  # handed to the consumer, raised there
+                ready.put((None, exc))
+
+        thread = threading.Thread(target=work, name="qpiset-stream", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item, exc = ready.get()
+                if exc is not None:
+                    raise exc
+                yield self._finish(item)
+        finally:
+            stop.set()
+
+
+class _Draws(IterableDataset):
+    """The CPU's part of a device stream's batches ``start, start + 1, ...`` (made in a
+    worker process by :meth:`SimulatedStream._from_worker`)."""
+
+    def __init__(self, stream: SimulatedStream, start: int) -> None:
+        super().__init__()
+        self.stream, self.start = stream, start
+
+    def __iter__(self):
+        for b in itertools.count(self.start):
+            yield self.stream._draw(*self.stream._recipe(b), False)

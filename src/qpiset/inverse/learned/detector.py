@@ -46,8 +46,11 @@ WIENER_ALPHAS = (0.01, 0.1)
 def physics_channels(images: torch.Tensor, kernels: torch.Tensor) -> tuple[torch.Tensor,
                                                                               torch.Tensor]:
     """Input maps ``(B, 4, R, R)`` and the amplitude scalar ``(B, 1)`` (module docs) from
-    images and kernel rows ``(B, R, R)`` indexed ``[iy, ix]``."""
+    images and kernel rows ``(B, R, R)`` indexed ``[iy, ix]``. One row broadcast over the
+    batch (``row.expand(B, -1, -1)``, as the stream and inference pass it) has its
+    transforms computed once."""
     B, R, _ = images.shape
+    kernels = _one_row(kernels)
     y = images - images.flatten(1).median(dim=1).values[:, None, None]
     std = y.flatten(1).std(dim=1).clamp_min(1e-12)
     y = y / std[:, None, None]
@@ -70,6 +73,15 @@ def physics_channels(images: torch.Tensor, kernels: torch.Tensor) -> tuple[torch
         maps.append(r / r.flatten(1).std(dim=1).clamp_min(1e-12)[:, None, None])
     amplitude = torch.log(std * R / knorm).unsqueeze(1)
     return torch.stack(maps, dim=1), amplitude
+
+
+def _one_row(kernels: torch.Tensor) -> torch.Tensor:
+    """``kernels[:1]`` when every row of the batch is the same tensor broadcast (stride 0
+    along the batch), else ``kernels``: what depends on the row alone is then computed once
+    and broadcast."""
+    if kernels.shape[0] > 1 and kernels.stride(0) == 0:
+        return kernels[:1]
+    return kernels
 
 
 class DetectorNet(nn.Module):
@@ -105,8 +117,10 @@ class DetectorNet(nn.Module):
     def forward(self, images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         """``(B, 3, U, U)``: occupancy logits, x and y offsets (cell units)."""
         x, amplitude = physics_channels(images, kernels)
-        k = kernels / kernels.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
+        rows = _one_row(kernels)  # a broadcast row is encoded once
+        k = rows / rows.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
         e = self.kernel_encoder((k * kernels.shape[-1]).unsqueeze(1))
+        e = e.expand(len(images), -1)
         e = self.cond(torch.cat([e, amplitude], dim=1))
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
@@ -195,24 +209,68 @@ class UNetDetector:
 
     def probabilities(self, images: np.ndarray, kernel_row) -> tuple[np.ndarray, np.ndarray]:
         """Occupancy probabilities ``(N, U, U)`` and offsets ``(N, 2, U, U)`` for images
-        ``(N, R, R)`` with the kernel row ``(R, R)``."""
+        ``(N, R, R)`` with the kernel row ``(R, R)``.
+
+        On a GPU the batches are pipelined: each is converted to float32 into pinned
+        memory and copied up without waiting, the sigmoid is taken on the device, and the
+        results come back through pinned buffers while the device works on the next batch
+        (no per-image work, one wait per batch for the copy of the batch before)."""
         k = torch.as_tensor(np.asarray(kernel_row, np.float32))
         R = k.shape[-1]
         if tuple(k.shape) != (R, R):
             raise ValueError(f"kernel image shape {tuple(k.shape)} is not square")
         k = k.to(self.device)
-        images = np.asarray(images, np.float32).reshape(-1, R, R)
-        probs, offs = [], []
-        with torch.no_grad():
-            for s in range(0, len(images), self.batch):
-                x = torch.from_numpy(np.ascontiguousarray(images[s:s + self.batch]))
-                out = self.net(x.to(self.device), k.expand(len(x), -1, -1)).float().cpu()
-                probs.append(torch.sigmoid(out[:, 0]).numpy())
-                offs.append(out[:, 1:].numpy())
+        images = np.asarray(images).reshape(-1, R, R)
         U = R * self.net.upsample
-        if not probs:
-            return np.zeros((0, U, U), np.float32), np.zeros((0, 2, U, U), np.float32)
-        return np.concatenate(probs), np.concatenate(offs)
+        prob = np.empty((len(images), U, U), np.float32)
+        off = np.empty((len(images), 2, U, U), np.float32)
+        if self.device.type != "cuda":
+            with torch.inference_mode():
+                for s in range(0, len(images), self.batch):
+                    x = torch.from_numpy(np.ascontiguousarray(images[s:s + self.batch],
+                                                              np.float32))
+                    out = self.net(x.to(self.device), k.expand(len(x), -1, -1)).float().cpu()
+                    prob[s:s + len(x)] = torch.sigmoid(out[:, 0]).numpy()
+                    off[s:s + len(x)] = out[:, 1:].numpy()
+            return prob, off
+        return self._pipelined(images, k, prob, off)
+
+    def _pipelined(self, images, k, prob, off):
+        """:meth:`probabilities` on CUDA: two sets of pinned buffers in turn."""
+        B, (R, U) = self.batch, (k.shape[-1], prob.shape[-1])
+        stage = getattr(self, "_stage", None)
+        if stage is None or stage[0] != (B, R, U):
+            pinned = {"pin_memory": True}
+            stage = ((B, R, U), [(torch.empty((B, R, R), **pinned),
+                                  torch.empty((B, 3, U, U), **pinned)) for _ in range(2)])
+            self._stage = stage
+        buffers = stage[1]
+        pending: list = []  # (event, output buffer, start, count), newest first
+
+        def collect() -> None:  # the oldest batch in flight
+            event, out, start, count = pending.pop()
+            event.synchronize()
+            torch.from_numpy(prob[start:start + count]).copy_(out[:count, 0])
+            torch.from_numpy(off[start:start + count]).copy_(out[:count, 1:])
+
+        with torch.inference_mode():
+            for i, s in enumerate(range(0, len(images), B)):
+                x_host, out_host = buffers[i % 2]
+                if len(pending) == 2:  # the batch before last: its buffers are reused now
+                    collect()
+                chunk = images[s:s + B]
+                n = len(chunk)
+                x_host[:n].copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
+                x = x_host[:n].to(self.device, non_blocking=True)
+                out = self.net(x, k.expand(n, -1, -1)).float()
+                out = torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], dim=1)
+                out_host[:n].copy_(out, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                pending.insert(0, (event, out_host, s, n))
+            while pending:
+                collect()
+        return prob, off
 
     def decode(self, prob, off, grid: Grid) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Positions (Å) and confidences from :meth:`probabilities` at this detector's
