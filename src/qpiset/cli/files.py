@@ -88,6 +88,9 @@ def info(path, as_json, order):
     if kernel:
         params = ", ".join(f"{k}={v}" for k, v in kernel.items() if v is not None and k != "model")
         rows.append(("kernel", f"{kernel.get('model')}: {params}"))
+    if s.meta.get("kind") == "measurement":
+        rows.append(("measured", f"{s.meta.get('source')} ({s.meta.get('channel')}): "
+                                 f"positions {s.meta.get('positions')}"))
     if "seed" in s.meta:
         rows.append(("generated", f"{s.meta.get('generator')}, seed {s.meta['seed']}, "
                                   f"noise {s.meta.get('noise')}"))
@@ -101,19 +104,47 @@ def info(path, as_json, order):
 @click.argument("dst", type=click.Path())
 @click.option("--layout", type=click.Choice(["padded", "ragged"]), default="padded",
               show_default=True)
+@click.option("--resolution", type=click.IntRange(min=8), default=64, show_default=True,
+              help="A measured map (SRC .sxm/.3ds/.dat/.gwy): pixels of each tile.")
+@click.option("--fov", type=click.FloatRange(min=0, min_open=True), default=100.0,
+              show_default=True, help="A measured map: each tile's field of view (Å).")
+@click.option("--channel", default=None, help="A measured map: the channel to convert.")
+@click.option("--crop", default=None, metavar="X0:X1,Y0:Y1[nm|A|px]",
+              help="A measured map: convert only this part.")
 @ORDER
 @OVERWRITE
 @guarded
-def convert(src, dst, layout, order, overwrite):
+def convert(src, dst, layout, resolution, fov, channel, crop, order, overwrite):
     """Convert between the row format (.csv, .csv.gz), .npz and a .zarr store; row-format
-    and store output are streamed."""
+    and store output are streamed.
+
+    A measured map (SRC .sxm, .3ds, Createc .dat, .gwy) becomes a dataset: the levelled
+    map cut into tiles of --resolution px over --fov Å, with the kernel and scatterers
+    `qpiset analyse` estimates (marked as estimated in the metadata)."""
     import shutil
 
     from ..io import convert as run
+    from ..io.measured import is_measurement
 
     outputs(dst, overwrite=overwrite)
+    if is_measurement(src):
+        _convert_map(src, dst, layout, resolution, fov, channel, crop)
+        return
     if overwrite and dst.rstrip("/").endswith(".zarr") and os.path.isdir(dst):
         shutil.rmtree(dst)
     with progress_of("convert") as update:
         n = run(src, dst, layout=layout, order=order, on_progress=update)
     click.echo(f"{dst}: wrote {n} images from {src}")
+
+
+def _convert_map(src, dst, layout, resolution, fov, channel, crop) -> None:
+    from ..core.grid import Grid
+    from ..io import read, write
+    from ..workflows.analyse import analyse_map, measurement_dataset
+
+    grid = Grid(resolution, fov)
+    analysis = analyse_map(read(src, channel=channel), crop=crop, grid=grid)
+    ds = measurement_dataset(analysis, grid)
+    write(dst, ds, layout=layout)
+    click.echo(f"{dst}: wrote {ds.n_images} tiles of {src} ({ds.counts.sum()} estimated "
+               f"scatterers, kernel: {analysis.kernel_source})")

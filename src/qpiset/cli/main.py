@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ..core.version import __version__
+from .analyse import analyse
 from .demo import demo
 from .files import convert, info, validate
 from .figures import report, show
@@ -35,7 +36,7 @@ def cli() -> None:
 
 
 for _command in (generate, generate_family, kernels_cmd, validate, info, convert, detect,
-                 kernel_cmd, bench, train, show, report, demo):
+                 kernel_cmd, bench, train, show, report, demo, analyse):
     cli.add_command(_command)
 
 

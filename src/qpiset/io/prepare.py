@@ -128,10 +128,16 @@ def keep_good_rows(m: Measurement, bad: np.ndarray | None = None) -> Measurement
                                cropped=(offset + first, offset + stop))
 
 
-def resample(m: Measurement, pitch: float, order: int = 3) -> Measurement:
+def resample(m: Measurement, pitch: float, order: int = 3,
+             antialias: bool = False) -> Measurement:
     """The map on a grid of ``pitch`` Å (both axes), by spline interpolation of ``order``
-    (``scipy.ndimage.map_coordinates``) over the same extent from the same first pixel."""
-    from scipy.ndimage import map_coordinates
+    (``scipy.ndimage.map_coordinates``) over the same extent from the same first pixel.
+
+    With ``antialias``, a map made coarser is first smoothed by a Gaussian of
+    ``(s - 1) / 2`` of its pixels along each axis (``s`` the ratio of the pitches, the
+    rule scikit-image uses), so what the new grid cannot hold (an atomic lattice finer
+    than its Nyquist) is not folded onto it."""
+    from scipy.ndimage import gaussian_filter, map_coordinates
 
     if pitch <= 0:
         raise ValueError(f"pitch must be positive, got {pitch}")
@@ -140,6 +146,10 @@ def resample(m: Measurement, pitch: float, order: int = 3) -> Measurement:
     ny = int(np.floor((len(m.y) - 1) * py / pitch)) + 1
     iy, ix = np.meshgrid(np.arange(ny) * pitch / py, np.arange(nx) * pitch / px,
                          indexing="ij")
+    sigma = (max((pitch / py - 1) / 2, 0.0), max((pitch / px - 1) / 2, 0.0))
+    slices = _slices(m)
+    if antialias and max(sigma) > 0:
+        slices = [gaussian_filter(np.asarray(s, np.float64), sigma) for s in slices]
     out = np.stack([map_coordinates(s, [iy, ix], order=order, mode="nearest")
-                    for s in _slices(m)])
+                    for s in slices])
     return _with(m, out, x=m.x[0] + np.arange(nx) * pitch, y=m.y[0] + np.arange(ny) * pitch)
