@@ -8,9 +8,11 @@ Workload (the issue's): 64 x 64 px over 100 Å, 100 scatterers per image, Cu(111
 2. **stream**: :class:`SimulatedStream` batches (scatterers and noise seeds drawn on the
    CPU by a prefetching thread, images and white-noise variates made on the device), batch
    256; the CPU's numba stream as baseline;
-3. **train**: detector training steps at batch 256 (bf16 autocast on CUDA), model only (one
-   batch reused) and fed by the stream; the ratio of the two;
-4. **inference**: the shipped detector's probabilities, batch 256 (float32);
+3. **train**: detector training steps at batch 256 (bf16 autocast, ``channels_last``, a
+   fused AdamW on CUDA), model only (one batch reused) and fed by the stream; the ratio of the two;
+4. **inference**: the shipped detector's probabilities (float32 maps) and ``detect``, batch
+   256: float32, and on CUDA its fast path (float16 autocast, ``channels_last``, a CUDA
+   graph, decoding on the device); the half-vs-float32 position differences;
 5. **accuracy**: ``max |device - CPU| / peak`` for a radial table (friedel), 2D tables
    (lattice, image kernel), Born images with every noise model.
 
@@ -159,16 +161,26 @@ def _trainer(dev):
 
     torch.manual_seed(0)
     net = DetectorNet(width=16).to(dev).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    cuda = dev.type == "cuda"
+    if cuda:  # as train_detector: NHWC, cuDNN autotuning, a fused optimiser
+        net = net.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4,
+                            **({"fused": True} if cuda else {}))
     return net, opt, autocast_dtype(dev)
 
 
-def _train_rate(dev, steps: int, batch: int, fed: bool, **options) -> float:
+def _train_rate(dev, steps: int, batch: int, fed: bool, compile_: bool = False,
+                **options) -> float:
+    import torch
+
     from qpiset.core import Grid
     from qpiset.workflows.train_detector import detector_step
 
     grid = Grid(64, 100.0)
     net, opt, amp = _trainer(dev)
+    if compile_:
+        net = torch.compile(net)
     it = iter(_stream(dev, batch, seed=7, **options))
     fixed = {k: v.to(dev) for k, v in next(it).items()}
     detector_step(net, opt, fixed, grid, amp)  # warm-up (cuDNN autotuning, allocations)
@@ -196,6 +208,36 @@ def bench_train(dev, args) -> dict:
     return out
 
 
+def bench_train_compiled(dev, args) -> dict:
+    """Model-only training steps with the network under ``torch.compile`` (an extra,
+    measured after the record is written: compiling may be slow or fail)."""
+    t0 = time.perf_counter()
+    try:
+        rate = _train_rate(dev, args.steps, args.batch, fed=False, compile_=True)
+    except Exception as exc:  # noqa: BLE001 - report and go on
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"device_model_only_compiled": rate, "seconds_with_compile": time.perf_counter() - t0}
+
+
+def _position_gap(ref, got, tol: float = 0.05) -> dict:
+    """Two detections of the same images: positions paired with a partner within ``tol``
+    Å (the largest such distance), and how many of either have none (detections gained
+    or lost where a cell's probability crosses a threshold)."""
+    worst, unmatched, total = 0.0, 0, 0
+    for a, b in zip(ref, got):
+        total += len(a)
+        if len(a) == 0 or len(b) == 0:
+            unmatched += len(a) + len(b)
+            continue
+        d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+        for near in (d.min(axis=1), d.min(axis=0)):
+            unmatched += int((near > tol).sum())
+            if (near <= tol).any():
+                worst = max(worst, float(near[near <= tol].max()))
+    return {"max_position_diff_A": worst, "tolerance_A": tol, "unmatched": unmatched,
+            "positions": total}
+
+
 def bench_inference(dev, args) -> dict:
     import torch
 
@@ -204,14 +246,37 @@ def bench_inference(dev, args) -> dict:
     from qpiset.inverse.learned.detector import UNetDetector
     from qpiset.physics import FriedelKernel
 
-    row = Forward(FriedelKernel(), Grid(64, 100.0)).kernel_row
+    grid = Grid(64, 100.0)
+    op = Forward(FriedelKernel(), grid)
+    row = op.kernel_row
     images = np.random.default_rng(0).standard_normal((args.infer_images, 64, 64))
     out = {}
-    for name, device, n in (("cpu", torch.device("cpu"), args.cpu_infer_images),
-                            ("device", dev, args.infer_images)):
-        detector = UNetDetector(device=device, batch=256)
-        out[name] = _rate(lambda: detector.probabilities(images[:n], row), n, device,
-                          repeats=2)
+    cpu = UNetDetector(device="cpu", batch=256)
+    n = args.cpu_infer_images
+    out["cpu"] = _rate(lambda: cpu.probabilities(images[:n], row), n, torch.device("cpu"),
+                       repeats=2)
+    out["cpu_detect"] = _rate(lambda: cpu.detect(images[:n], op), n, torch.device("cpu"),
+                              repeats=1)
+    if dev.type == "cpu":
+        return out
+    n = args.infer_images
+    fp32 = UNetDetector(device=dev, batch=256, fast=False)  # the float32 pipeline
+    fast = UNetDetector(device=dev, batch=256)  # half precision, CUDA graph (on CUDA)
+    out["device"] = _rate(lambda: fp32.probabilities(images[:n], row), n, dev, repeats=2)
+    m = min(n, 2048)  # decoding on the host: about a millisecond per image
+    out["device_detect_fp32"] = _rate(lambda: fp32.detect(images[:m], op), m, dev, repeats=1)
+    out["device_detect"] = _rate(lambda: fast.detect(images[:n], op), n, dev, repeats=2)
+    out["fast"] = fast.fast
+    out["amp_dtype"] = str(fast.amp_dtype).split(".")[-1]
+    out["graph"] = any(e["graph"] is not None for e in fast._graphs.values())
+    # half-precision vs float32 positions on simulated images (1-100 scatterers, noise 0-1.2)
+    from qpiset.inverse.learned.data import SimulatedStream
+
+    test = SimulatedStream([FriedelKernel()], grid, 512, seed=11, noise=(0.0, 1.2)).batch(0)
+    test = test["image"].numpy()
+    out["half_vs_fp32"] = _position_gap(fp32.detect(test, op).positions,
+                                        fast.detect(test, op).positions)
+    out["half_vs_fp32"]["images"] = len(test)
     return out
 
 
@@ -243,17 +308,26 @@ def main(argv=None) -> dict:
     record = {"machine": machine(), "device": str(dev), "device_name": name,
               "torch": torch.__version__, "sizes": sizes, "quick": args.quick}
     t0 = time.perf_counter()
-    for key, fn in (("accuracy", bench_accuracy), ("render", bench_render),
-                    ("stream", bench_stream), ("train", bench_train),
-                    ("inference", bench_inference)):
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record["complete"] = False
+    for key, fn in (("inference", bench_inference), ("accuracy", bench_accuracy),
+                    ("render", bench_render), ("stream", bench_stream),
+                    ("train", bench_train)):
         t = time.perf_counter()
         record[key] = fn(dev) if key == "accuracy" else fn(dev, args)
-        print(f"  {key}: {time.perf_counter() - t:.0f} s", flush=True)
+        print(f"  {key}: {time.perf_counter() - t:.0f} s {json.dumps(record[key])}", flush=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record["complete"] = True
     record["seconds"] = time.perf_counter() - t0
     _report(record)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}", flush=True)
+    if dev.type == "cuda" and not args.no_compile:  # the extra, after the record is safe
+        t = time.perf_counter()
+        record["train_compiled"] = bench_train_compiled(dev, args)
+        print(f"  train_compiled: {time.perf_counter() - t:.0f} s "
+              f"{json.dumps(record['train_compiled'])}", flush=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
@@ -280,14 +354,28 @@ def _report(r: dict) -> None:
              *([["  the same, draws in a thread (no worker)", f(t["device_with_stream_thread"]),
                  f"keeps {100 * t['device_with_stream_thread'] / t['device_model_only']:.0f} %"]]
                if "device_with_stream_thread" in t else []),
-             ["inference (CPU)", f(i["cpu"]), "baseline"],
-             ["inference (device)", f(i["device"]), f"{i['device'] / i['cpu']:.1f}x"]]
+             ["inference (CPU)", f(i["cpu"]), "baseline"]]
+    if "device" in i:
+        mode = i.get("amp_dtype", "") + (", CUDA graph" if i.get("graph") else "")
+        rows += [["inference, float32 maps (device)", f(i["device"]),
+                  f"{i['device'] / i['cpu']:.1f}x"],
+                 ["detect (CPU)", f(i["cpu_detect"]), "baseline"],
+                 ["detect, float32 (device)", f(i["device_detect_fp32"]),
+                  f"{i['device_detect_fp32'] / i['cpu_detect']:.1f}x"],
+                 [f"detect ({mode}, decoded on the device)", f(i["device_detect"]),
+                  f"{i['device_detect'] / i['cpu_detect']:.1f}x"]]
     print()
     print(f"{r['device_name']} ({r['device']}), {r['seconds']:.0f} s")
     print(table(rows, ["what", "images/s", "vs CPU"]))
     print()
     print(table([[k, f"{v:.1e}"] for k, v in r["accuracy"].items()],
                 ["accuracy: kernel", "max |device - CPU| / peak"]))
+    if "half_vs_fp32" in i:
+        g = i["half_vs_fp32"]
+        print(f"\ndetect, {i['amp_dtype']} vs float32 on {g['images']} simulated images: "
+              f"largest paired position difference {g['max_position_diff_A']:.4f} A; "
+              f"{g['unmatched']} of {g['positions']} positions gained or lost (no partner "
+              f"within {g['tolerance_A']} A)")
 
 
 if __name__ == "__main__":

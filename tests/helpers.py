@@ -41,3 +41,19 @@ def have_torch() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
+
+
+def one_thread():
+    """A fixture body: one thread for torch and numba while a module's tests run (tiny
+    tensors gain nothing from more, and on a shared 2-core machine OpenMP threads left
+    spinning after a parallel loop slow the next torch step 20-fold); restored after.
+    Use as ``_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)``."""
+    import numba
+    import torch
+
+    threads, loops = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    numba.set_num_threads(loops)

@@ -6,25 +6,13 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import require_torch
+from helpers import one_thread, require_torch
 
 pytestmark = pytest.mark.torch
 torch = require_torch()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread for torch and numba: tiny tensors gain nothing from more, and on a
-    shared 2-core machine OpenMP threads left spinning after a parallel loop slow the
-    next torch step 20-fold."""
-    import numba
-
-    threads, loops = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    numba.set_num_threads(loops)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 from qpiset.core import Grid, Recipe  # noqa: E402
 from qpiset.forward import Forward, as_noise, simulate, simulate_blocks  # noqa: E402

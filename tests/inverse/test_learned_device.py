@@ -5,25 +5,13 @@ loaded onto a device."""
 import numpy as np
 import pytest
 
-from helpers import require_torch
+from helpers import one_thread, require_torch
 
 pytestmark = pytest.mark.torch
 torch = require_torch()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread for torch and numba: tiny tensors gain nothing from more, and on a
-    shared 2-core machine OpenMP threads left spinning after a parallel loop slow the
-    training steps 20-fold."""
-    import numba
-
-    threads, loops = torch.get_num_threads(), numba.get_num_threads()
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    numba.set_num_threads(loops)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 from qpiset.core import Grid  # noqa: E402
 from qpiset.inverse.learned.data import SimulatedStream, positions_of  # noqa: E402
@@ -129,3 +117,77 @@ def test_a_broadcast_kernel_row_is_used_once():
         shared = net(x, k.expand(3, -1, -1))
         full = net(x, k.expand(3, -1, -1).contiguous())
     assert torch.allclose(shared, full, atol=1e-4)
+
+
+def test_the_fast_path_decodes_as_decode(monkeypatch):
+    """The CUDA fast path's decoding on the device (``_fast_detect``: the kept cells,
+    confidences and offsets gathered there) gives ``decode``'s positions; exercised on the
+    CPU in float32, without a CUDA graph."""
+    from qpiset.forward import Forward
+
+    class _Event:
+        def record(self):
+            pass
+
+        def synchronize(self):
+            pass
+
+    empty = torch.empty
+    monkeypatch.setattr(torch.cuda, "Event", _Event)
+    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))
+    torch.manual_seed(0)
+    net = DetectorNet(width=4)
+    with torch.no_grad():
+        net.head[2].bias[:4] = 0.0  # many cells kept
+    detector = UNetDetector.from_net(net, threshold=0.5, high=0.9, batch=4)
+    assert detector.fast is False  # the CPU: never the fast path
+    op = Forward(FriedelKernel(), GRID)
+    images = np.random.default_rng(1).standard_normal((6, 16, 16))
+    ref = detector.detect(images, op)
+    detector.fast = True
+    detector._graph = lambda B, R: {"x": torch.zeros(B, R, R), "k": torch.zeros(R, R),
+                                    "thr": torch.zeros(2), "graph": None, "out": None}
+    got = detector.detect(images, op)
+    assert sum(map(len, ref.positions)) > 0
+    for a, b, ca, cb in zip(ref.positions, got.positions, ref.confidence, got.confidence):
+        assert a.shape == b.shape and np.allclose(a, b, atol=1e-5)
+        assert np.allclose(ca, cb, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_cuda_fast_path_keeps_the_positions():  # pragma: no cover - CUDA only
+    from qpiset.forward import Forward
+
+    grid = Grid(64, 100.0)
+    op = Forward(FriedelKernel(), grid)
+    images = SimulatedStream([FriedelKernel()], grid, 64, seed=2, noise=(0.0, 1.0)).batch(0)
+    images = images["image"].numpy()
+    ref = UNetDetector(device="cuda", fast=False).detect(images, op)
+    got = UNetDetector(device="cuda").detect(images, op)
+    total = sum(map(len, ref.positions))
+    lost = 0
+    for a, b in zip(ref.positions, got.positions):
+        if len(a) and len(b):  # a cell kept by both: the same position within 0.05 A
+            d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+            lost += int((d.min(axis=1) > 0.05).sum()) + int((d.min(axis=0) > 0.05).sum())
+        else:
+            lost += len(a) + len(b)
+    assert lost <= 0.02 * total  # gained or lost at the thresholds (half precision)
+
+
+def test_stream_draws_in_two_worker_processes_keep_the_batches_in_order():
+    """Draws made ahead by two spawned workers, taken in turn: the same batches, in the same
+    order, as the draws made in a thread."""
+    import itertools
+
+    from qpiset.physics import FriedelKernel
+
+    def first(draw_workers):
+        stream = SimulatedStream([FriedelKernel("Cu(111)")], Grid(32, 50.0), batch_size=4,
+                                 seed=3, max_scatterers=5, device="cpu",
+                                 draw_workers=draw_workers, prefetch=2)
+        return list(itertools.islice(iter(stream), 4))
+
+    for a, b in zip(first(2), first(0)):
+        assert torch.equal(a["image"], b["image"])
+        assert torch.equal(torch.nan_to_num(a["positions"]), torch.nan_to_num(b["positions"]))

@@ -248,7 +248,12 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                               "grid": [grid.resolution, grid.fov], "history": [],
                               "seconds": 0.0, "step": 0, "best_f1": -1.0, "bad_epochs": 0}
     net = DetectorNet(width=width).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    cuda = device.type == "cuda"
+    if cuda:  # NHWC convolutions, autotuned; one fused optimiser kernel (fewer launches)
+        net = net.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4,
+                            **({"fused": True} if cuda else {}))
     total = epochs * steps_per_epoch
     warm = min(200, total // 10 + 1)
 

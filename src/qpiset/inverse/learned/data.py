@@ -172,10 +172,11 @@ class SimulatedStream(IterableDataset):
         overlap the device's work (a training step); the stream stays the same. Not used
         in DataLoader workers.
     draw_workers : int, optional
-        Where the draws ahead are made: 0 a thread of this process, 1 a spawned worker
-        process (a DataLoader with pinned memory: no contention for this process's GIL,
-        which a thread drawing 256 images' scatterers in small numpy calls causes, slowing
-        the training loop that launches the device's work). Default: 1 on CUDA, else 0.
+        Where the draws ahead are made: 0 a thread of this process, ``n > 0`` spawned
+        worker processes taking batches in turn (a DataLoader with pinned memory: no
+        contention for this process's GIL, which a thread drawing 256 images' scatterers
+        in small numpy calls causes, slowing the training loop that launches the device's
+        work). Default: 2 on CUDA, else 0. The batches do not depend on it.
     """
 
     kernels: Sequence[Any]
@@ -211,7 +212,7 @@ class SimulatedStream(IterableDataset):
             if self.device_noise is None:
                 self.device_noise = self.device.type != "cpu"
             if self.draw_workers is None:
-                self.draw_workers = int(self.device.type == "cuda")
+                self.draw_workers = 2 * int(self.device.type == "cuda")
         self._generator = None
 
     def _op(self, j: int) -> Forward:
@@ -351,8 +352,9 @@ class SimulatedStream(IterableDataset):
         """Device batches whose draws a spawned worker process makes ahead (pinned by the
         DataLoader's thread, copied without waiting)."""
         lean = replace(self, device=None, prefetch=0, draw_workers=0, _ops={}, _rows={})
+        # a DataLoader takes its workers' items in turn: batches stay in order
         loader = DataLoader(_Draws(lean, start), batch_size=None,
-                            num_workers=1, multiprocessing_context="spawn",
+                            num_workers=self.draw_workers, multiprocessing_context="spawn",
                             prefetch_factor=max(2, self.prefetch),
                             pin_memory=self.device.type == "cuda")
         for host in loader:
@@ -403,5 +405,7 @@ class _Draws(IterableDataset):
         self.stream, self.start = stream, start
 
     def __iter__(self):
-        for b in itertools.count(self.start):
+        info = get_worker_info()  # W workers: worker w draws start + w, start + w + W, ...
+        w, W = (0, 1) if info is None else (info.id, info.num_workers)
+        for b in itertools.count(self.start + w, W):
             yield self.stream._draw(*self.stream._recipe(b), False)
