@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["PointFeature", "LineFeature", "Features", "find_features", "background",
-           "line_distance"]
+           "line_distance", "subpixel"]
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def find_features(z: np.ndarray, pitch: float, *, threshold: float = 8.0,
         deviation = (z - med)[region]
         top = int(np.argmax(np.abs(deviation)))
         peak = float(deviation[top] / sigma)
-        ey, ex = _subpixel(z, *(int(v[top]) for v in np.nonzero(region)))
+        ey, ex = subpixel(z, *(int(v[top]) for v in np.nonzero(region)))
         touches = bool(region[0].any() or region[-1].any() or region[:, 0].any()
                        or region[:, -1].any())
         near = others_of(index)[min(int(round(cy)), ny - 1), min(int(round(cx)), nx - 1)]
@@ -160,8 +160,9 @@ def find_features(z: np.ndarray, pitch: float, *, threshold: float = 8.0,
     return Features(kept, points, lines, float(pitch), artefacts)
 
 
-def _subpixel(z: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
-    """The vertex of the parabolas through pixel ``(iy, ix)`` and its neighbours."""
+def subpixel(z: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
+    """The vertex ``(y, x)`` (pixels) of the parabolas through pixel ``(iy, ix)`` and its
+    neighbours along each axis, within half a pixel of it (a maximum or a minimum)."""
     def off(m, c, p):
         d = m - 2 * c + p
         return float(np.clip(0.5 * (m - p) / d, -0.5, 0.5)) if d != 0 else 0.0

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .features import subpixel
+
 __all__ = ["Spectrum", "power_spectrum", "BraggPeak", "bragg_peaks", "lattice_peaks",
            "lattice_constant", "remove_peaks", "ring_radius"]
 
@@ -92,21 +94,10 @@ def bragg_peaks(z: np.ndarray, pitch: float, *, q_min: float = 1.0, ratio: float
             continue
         if s.q[a] < 0 or (s.q[a] == 0 and s.q[b] < 0):
             continue  # keep one of each pair
-        fy, fx = _vertex(np.log(s.power + 1e-300), a, b)
+        fy, fx = subpixel(np.log(s.power + 1e-300), int(a), int(b))
         x, y = s.q[0] + fx * s.dq, s.q[0] + fy * s.dq
         peaks.append(BraggPeak(float(x), float(y), float(np.hypot(x, y)), float(level[a, b])))
     return peaks[:count]
-
-
-def _vertex(f: np.ndarray, a: int, b: int) -> tuple[float, float]:
-    """Sub-pixel maximum (parabolas along each axis) of ``f`` near index ``(a, b)``."""
-    def off(m, c, p):
-        d = m - 2 * c + p
-        return float(np.clip(0.5 * (m - p) / d, -0.5, 0.5)) if d < 0 else 0.0
-
-    a1, b1 = min(max(a, 1), f.shape[0] - 2), min(max(b, 1), f.shape[1] - 2)
-    return (a + off(f[a1 - 1, b1], f[a1, b1], f[a1 + 1, b1]),
-            b + off(f[a1, b1 - 1], f[a1, b1], f[a1, b1 + 1]))
 
 
 def lattice_peaks(peaks: list[BraggPeak], tolerance: float = 0.1) -> list[BraggPeak]:
