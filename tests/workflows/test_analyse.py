@@ -78,6 +78,13 @@ def test_period_of_simulated_friedel_maps_follows_the_band():
         assert fit.period == pytest.approx(kernel.period, rel=0.03), energy
 
 
+def test_period_outside_the_scanned_range_is_refused_not_clipped():
+    kernel = FriedelKernel("Cu(111)", energy=0.0)  # period 15 Å
+    image, _, grid = simulated_map(kernel, seed=3)
+    with pytest.raises(ValueError, match="no minimum"):
+        standing_wave_period(image, find_features(image, grid.pitch), period_range=(20, 40))
+
+
 def test_ring_radius_and_band_fit_recover_cu111():
     energies = np.linspace(-0.2, 0.4, 7)
     k = []

@@ -180,7 +180,8 @@ def standing_wave_period(z: np.ndarray, features: Features, *,
     Raises
     ------
     ValueError
-        When the map has no isolated point and no line to take a profile around.
+        When the map has no isolated point and no line to take a profile around, or the
+        best period lies at an end of ``period_range`` (no minimum inside it).
     """
     profiles = scatterer_profiles(z, features, **options) if profiles is None else profiles
     if not profiles:
@@ -196,6 +197,10 @@ def standing_wave_period(z: np.ndarray, features: Features, *,
     if 0 < agree.sum() < len(profiles):  # a profile locked on another scatterer or a harmonic
         best, curvature, chi2 = _joint([p for p, a in zip(profiles, agree) if a],
                                        table[agree], periods)
+    if not periods[1] < best < periods[-2]:  # the scan's end, not a minimum: no answer
+        raise ValueError(f"the profiles' chi-square has no minimum between {lo:.1f} and "
+                         f"{hi:.1f} Å (it falls towards {best:.1f} Å): no standing-wave "
+                         "period in this range")
     used = [p for p, a in zip(profiles, agree) if a] or profiles
     error = float(np.sqrt(2 / curvature)) if curvature > 0 else float("inf")
     if len(used) > 1:  # the scatter between profiles, when larger than the fit's own
