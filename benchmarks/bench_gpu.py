@@ -9,7 +9,9 @@ Workload (the issue's): 64 x 64 px over 100 Å, 100 scatterers per image, Cu(111
    CPU by a prefetching thread, images and white-noise variates made on the device), batch
    256; the CPU's numba stream as baseline;
 3. **train**: detector training steps at batch 256 (bf16 autocast, ``channels_last``, a
-   fused AdamW on CUDA), model only (one batch reused) and fed by the stream; the ratio of the two;
+   fused AdamW on CUDA), model only (one batch reused) and fed by the stream, and the
+   ratio of the two: eager, and on CUDA through ``torch.compile`` as ``train detector``
+   runs them there;
 4. **inference**: the shipped detector's probabilities (float32 maps) and ``detect``, batch
    256: float32, and on CUDA its fast path (float16 autocast, ``channels_last``, a CUDA
    graph, decoding on the device); the half-vs-float32 position differences;
@@ -170,53 +172,64 @@ def _trainer(dev):
     return net, opt, autocast_dtype(dev)
 
 
-def _train_rate(dev, steps: int, batch: int, fed: bool, compile_: bool = False,
-                **options) -> float:
-    import torch
-
+def _train_rates(dev, steps: int, batch: int, compile_: bool = False, fed: bool = True,
+                 render_thread: bool = False) -> dict:
+    """Training steps per second on one network and optimiser: first with one batch
+    reused ("model only"), then fed by the stream, as ``train detector`` runs them
+    (``compile_``: through ``torch.compile``, as it does on CUDA); ``render_thread``: then
+    also fed by a stream rendering ahead in a thread (``SimulatedStream.render_thread``)."""
     from qpiset.core import Grid
-    from qpiset.workflows.train_detector import detector_step
+    from qpiset.workflows.train_detector import _compiled, _first_compiled_step, detector_step
 
     grid = Grid(64, 100.0)
     net, opt, amp = _trainer(dev)
-    if compile_:
-        net = torch.compile(net)
-    it = iter(_stream(dev, batch, seed=7, **options))
+    model = _compiled(net, compile_)
+    it = iter(_stream(dev, batch, seed=7))
+    feeds = {"with_stream": it}
+    if render_thread:
+        feeds["with_stream_render_thread"] = iter(_stream(dev, batch, seed=7,
+                                                          render_thread=True))
     fixed = {k: v.to(dev) for k, v in next(it).items()}
-    detector_step(net, opt, fixed, grid, amp)  # warm-up (cuDNN autotuning, allocations)
-    _sync(dev)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        b = {k: v.to(dev, non_blocking=True) for k, v in next(it).items()} if fed else fixed
-        detector_step(net, opt, b, grid, amp)
+    if model is not net:  # compiles (or falls back to eager, with a warning)
+        model, _ = _first_compiled_step(model, net, opt, fixed, grid, amp, print)
+    for _ in range(2):  # warm-up (cuDNN autotuning, allocations)
+        detector_step(model, opt, fixed, grid, amp)
     _sync(dev)
-    return steps * batch / (time.perf_counter() - t0)
+    out = {"compiled": model is not net, "first_steps_s": time.perf_counter() - t0}
+    for name in ["model_only"] + (list(feeds) if fed else []):
+        feed = feeds.get(name)
+        if feed is not None:
+            next(feed)  # started (workers spawned, first batch made) before the clock
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            b = fixed if feed is None else {
+                k: v.to(dev, non_blocking=True) for k, v in next(feed).items()}
+            detector_step(model, opt, b, grid, amp)
+        _sync(dev)
+        out[name] = steps * batch / (time.perf_counter() - t0)
+        if feed is not None:
+            out[name.replace("with_stream", "stream_keeps")] = out[name] / out["model_only"]
+    return out
 
 
 def bench_train(dev, args) -> dict:
+    """The CPU's eager step (the baseline); on the device the eager step and, on CUDA
+    unless ``--no-compile``, the compiled one (what ``train detector`` runs there), each
+    model-only and fed by the stream."""
     import torch
 
     cpu = torch.device("cpu")
     out = {"batch": args.batch,
-           "cpu_model_only": _train_rate(cpu, args.cpu_steps, args.batch, fed=False),
-           "device_model_only": _train_rate(dev, args.steps, args.batch, fed=False),
-           "device_with_stream": _train_rate(dev, args.steps, args.batch, fed=True)}
-    out["stream_keeps"] = out["device_with_stream"] / out["device_model_only"]
-    if dev.type == "cuda":  # the draws in a thread of this process instead of a worker
-        out["device_with_stream_thread"] = _train_rate(dev, args.steps, args.batch, fed=True,
-                                                       draw_workers=0)
+           "cpu_model_only": _train_rates(cpu, args.cpu_steps, args.batch,
+                                          fed=False)["model_only"]}
+    eager = _train_rates(dev, args.steps, args.batch)
+    out.update(device_model_only=eager["model_only"], device_with_stream=eager["with_stream"],
+               stream_keeps=eager["stream_keeps"])
+    if dev.type == "cuda" and not args.no_compile:
+        out["compiled"] = _train_rates(dev, args.steps, args.batch, compile_=True,
+                                       render_thread=True)
     return out
-
-
-def bench_train_compiled(dev, args) -> dict:
-    """Model-only training steps with the network under ``torch.compile`` (an extra,
-    measured after the record is written: compiling may be slow or fail)."""
-    t0 = time.perf_counter()
-    try:
-        rate = _train_rate(dev, args.steps, args.batch, fed=False, compile_=True)
-    except Exception as exc:  # noqa: BLE001 - report and go on
-        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    return {"device_model_only_compiled": rate, "seconds_with_compile": time.perf_counter() - t0}
 
 
 def _position_gap(ref, got, tol: float = 0.05) -> dict:
@@ -322,12 +335,6 @@ def main(argv=None) -> dict:
     _report(record)
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", flush=True)
-    if dev.type == "cuda" and not args.no_compile:  # the extra, after the record is safe
-        t = time.perf_counter()
-        record["train_compiled"] = bench_train_compiled(dev, args)
-        print(f"  train_compiled: {time.perf_counter() - t:.0f} s "
-              f"{json.dumps(record['train_compiled'])}", flush=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
@@ -351,9 +358,14 @@ def _report(r: dict) -> None:
               f"{t['device_model_only'] / t['cpu_model_only']:.1f}x"],
              ["train step, fed by the stream (device)", f(t["device_with_stream"]),
               f"keeps {100 * t['stream_keeps']:.0f} % of model only"],
-             *([["  the same, draws in a thread (no worker)", f(t["device_with_stream_thread"]),
-                 f"keeps {100 * t['device_with_stream_thread'] / t['device_model_only']:.0f} %"]]
-               if "device_with_stream_thread" in t else []),
+             *([["train step, compiled, model only (device)", f(c["model_only"]),
+                 f"{c['model_only'] / t['cpu_model_only']:.1f}x"],
+                ["train step, compiled, fed by the stream (device)", f(c["with_stream"]),
+                 f"keeps {100 * c['stream_keeps']:.0f} % of model only"],
+                ["  the same, the stream rendering in a thread",
+                 f(c["with_stream_render_thread"]),
+                 f"keeps {100 * c['stream_keeps_render_thread']:.0f} %"]]
+               if (c := t.get("compiled")) else []),
              ["inference (CPU)", f(i["cpu"]), "baseline"]]
     if "device" in i:
         mode = i.get("amp_dtype", "") + (", CUDA graph" if i.get("graph") else "")

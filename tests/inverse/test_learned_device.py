@@ -119,39 +119,50 @@ def test_a_broadcast_kernel_row_is_used_once():
     assert torch.allclose(shared, full, atol=1e-4)
 
 
-def test_the_fast_path_decodes_as_decode(monkeypatch):
-    """The CUDA fast path's decoding on the device (``_fast_detect``: the kept cells,
-    confidences and offsets gathered there) gives ``decode``'s positions; exercised on the
-    CPU in float32, without a CUDA graph."""
+@pytest.mark.parametrize("high", [0.9, 0.0])
+def test_the_fast_path_decodes_as_decode(high):
+    """The fast path of ``detect`` (the kept cells gathered on the device, batches
+    pipelined one deep, the last one partial) gives ``decode``'s positions; run on the
+    CPU in float32 through the same code, without a CUDA graph. ``high`` 0 keeps every
+    cell: more than the slots hold, so each batch is redone eagerly."""
     from qpiset.forward import Forward
 
-    class _Event:
-        def record(self):
-            pass
-
-        def synchronize(self):
-            pass
-
-    empty = torch.empty
-    monkeypatch.setattr(torch.cuda, "Event", _Event)
-    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))
     torch.manual_seed(0)
     net = DetectorNet(width=4)
     with torch.no_grad():
         net.head[2].bias[:4] = 0.0  # many cells kept
-    detector = UNetDetector.from_net(net, threshold=0.5, high=0.9, batch=4)
-    assert detector.fast is False  # the CPU: never the fast path
+    detector = UNetDetector.from_net(net, threshold=0.5, high=high, batch=4)
+    assert detector.fast is False  # the CPU's default: probabilities, then decode
     op = Forward(FriedelKernel(), GRID)
     images = np.random.default_rng(1).standard_normal((6, 16, 16))
     ref = detector.detect(images, op)
-    detector.fast = True
-    detector._graph = lambda B, R: {"x": torch.zeros(B, R, R), "k": torch.zeros(R, R),
-                                    "thr": torch.zeros(2), "graph": None, "out": None}
-    got = detector.detect(images, op)
-    assert sum(map(len, ref.positions)) > 0
+    fast = UNetDetector.from_net(net, threshold=0.5, high=high, batch=4, fast=True)
+    got = fast.detect(images, op)
+    assert sum(map(len, ref.positions)) > (3000 if high == 0 else 0)
+    assert len(got.positions) == len(images)
     for a, b, ca, cb in zip(ref.positions, got.positions, ref.confidence, got.confidence):
         assert a.shape == b.shape and np.allclose(a, b, atol=1e-5)
         assert np.allclose(ca, cb, atol=1e-5)
+
+
+def test_kept_cells_are_nonzero_in_static_slots():
+    from qpiset.inverse.learned.detector import kept_cells
+
+    gen = torch.Generator().manual_seed(3)
+    keep = torch.rand((3, 8, 8), generator=gen) < 0.2
+    conf, shift = torch.rand((3, 8, 8), generator=gen), torch.rand((3, 2, 8, 8), generator=gen)
+    b, iy, ix = keep.nonzero(as_tuple=True)
+    want = (b * 64 + iy * 8 + ix).tolist()
+    for cap in (len(want) + 5, len(want), 4):
+        index, values, total = kept_cells(keep, conf, shift, cap)
+        assert index.shape == (cap,) and values.shape == (cap, 3) and int(total) == len(want)
+        m = min(cap, len(want))
+        assert index[:m].tolist() == want[:m]
+        assert torch.equal(values[:m], torch.stack([conf[b, iy, ix], shift[b, 0, iy, ix],
+                                                    shift[b, 1, iy, ix]], 1)[:m])
+    none = kept_cells(torch.zeros((1, 4, 4), dtype=torch.bool), conf[:1, :4, :4],
+                      shift[:1, :, :4, :4], 3)
+    assert int(none[2]) == 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -176,18 +187,30 @@ def test_the_cuda_fast_path_keeps_the_positions():  # pragma: no cover - CUDA on
 
 
 def test_stream_draws_in_two_worker_processes_keep_the_batches_in_order():
-    """Draws made ahead by two spawned workers, taken in turn: the same batches, in the same
-    order, as the draws made in a thread."""
+    """Draws made ahead by two spawned workers, taken in turn, and the device's part made
+    ahead in a thread (``render_thread``): the same batches, in the same order, as the
+    draws made in a thread and rendered by the consumer; an error in the thread that
+    renders ahead reaches the consumer."""
     import itertools
 
     from qpiset.physics import FriedelKernel
 
-    def first(draw_workers):
-        stream = SimulatedStream([FriedelKernel("Cu(111)")], Grid(32, 50.0), batch_size=4,
-                                 seed=3, max_scatterers=5, device="cpu",
-                                 draw_workers=draw_workers, prefetch=2)
-        return list(itertools.islice(iter(stream), 4))
+    def stream(draw_workers, render_thread=False):
+        return SimulatedStream([FriedelKernel("Cu(111)")], Grid(32, 50.0), batch_size=4,
+                               seed=3, max_scatterers=5, device="cpu", noise=(0.2, 0.5),
+                               draw_workers=draw_workers, prefetch=2,
+                               render_thread=render_thread)
 
-    for a, b in zip(first(2), first(0)):
-        assert torch.equal(a["image"], b["image"])
-        assert torch.equal(torch.nan_to_num(a["positions"]), torch.nan_to_num(b["positions"]))
+    def first(*args):
+        return list(itertools.islice(iter(stream(*args)), 4))
+
+    ref = first(0)
+    for other in (first(2), first(0, True), first(2, True)):
+        for a, b in zip(other, ref, strict=True):
+            assert torch.equal(a["image"], b["image"])
+            assert torch.equal(torch.nan_to_num(a["positions"]),
+                               torch.nan_to_num(b["positions"]))
+    broken = stream(0, True)
+    broken._finish = lambda host: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        next(iter(broken))

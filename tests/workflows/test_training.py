@@ -122,3 +122,33 @@ def test_cli_train_and_bad_input(tmp_path, run, row_file):
               "--val-kernels", 0, "--val-images", 2, code=1).output
     assert f"{bad}:5:" in err and "Traceback" not in err
     run("train", "detector", "--out", ckpt, "--data", row_file, "--simulate", code=2)
+
+
+@pytest.mark.slow  # about 10 s
+def test_training_through_torch_compile_is_the_same_and_falls_back(tmp_path):
+    """The compiled network (here the ``aot_eager`` backend: dynamo's graph capture without
+    a C compiler) trains to the same weights as the eager one, and saves the network's own
+    weights; a compiler failing on the first step leaves training eager and unchanged."""
+    import warnings
+
+    from torch._dynamo import register_backend
+
+    eager = train_detector(tmp_path / "a.pt", epochs=1, seed=3, compile=False, **TINY)
+    compiled = train_detector(tmp_path / "b.pt", epochs=1, seed=3, compile="aot_eager", **TINY)
+    assert compiled["compiled"] is True and eager["compiled"] is False
+    sa, sb = (torch.load(tmp_path / f, weights_only=True) for f in ("a.pt", "b.pt"))
+    assert list(sa["state"]) == list(sb["state"])  # no "_orig_mod." prefixes
+    for key, value in sa["train"]["last"].items():
+        assert torch.allclose(value.float(), sb["train"]["last"][key].float(), atol=1e-5), key
+
+    @register_backend
+    def qpiset_test_failing(gm, inputs):
+        raise RuntimeError("no compiler in this test")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        failed = train_detector(tmp_path / "c.pt", epochs=1, seed=3,
+                                compile="qpiset_test_failing", **TINY)
+    assert failed["compiled"] is False
+    assert any("training eagerly" in str(w.message) for w in caught)
+    assert failed["history"][0]["loss"] == pytest.approx(eager["history"][0]["loss"], rel=1e-6)

@@ -52,7 +52,8 @@ def _range(ctx, param, value: str):
               help="Fraction of simulated batches made with the default kernel (Cu(111), E_F).")
 @click.option("--width", type=click.IntRange(min=4), default=16, show_default=True,
               help="Channels of the network's first level.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per step (default 32 on the CPU, 256 on a GPU).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3,
@@ -70,13 +71,16 @@ def _range(ctx, param, value: str):
 @click.option("--order", type=click.Choice(["F", "C"]), default="F", show_default=True,
               help="Pixel order of a row-format --data file.")
 @device_option(what="to train on; the simulated stream renders there too (bf16 autocast "
-                    "on CUDA; give a larger --batch-size, e.g. 256, on a GPU)")
+                    "on CUDA)")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="Train through torch.compile (default: on CUDA only; eager where "
+                   "compiling fails).")
 @OVERWRITE
 @guarded
 def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, default_weight,
                        order, width, batch_size,
                        steps_per_epoch, epochs, lr, patience, max_minutes, val_images,
-                       val_kernels, seed, resume, device, overwrite):
+                       val_kernels, seed, resume, device, compile_, overwrite):
     """Train the kernel-conditioned detector (qpiset detect --method unet --weights OUT)."""
     _need_torch()
     if data is not None and simulate_:
@@ -91,8 +95,8 @@ def train_detector_cmd(out, data, simulate_, n_kernels, kernel_seed, noise, defa
             batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
             noise=noise, default_weight=default_weight, patience=patience, seed=seed,
             resume=resume, max_minutes=max_minutes, val_images=val_images,
-            val_kernels=val_kernels, order=order, device=device, progress=steps_bar,
-            log=echo_err)
+            val_kernels=val_kernels, order=order, device=device, compile=compile_,
+            progress=steps_bar, log=echo_err)
     except ValueError as exc:
         fail(str(exc))
     best = record["val_best"]

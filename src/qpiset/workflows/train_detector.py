@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -174,14 +175,14 @@ _RUN_KEYS = ("seed", "n_kernels", "kernel_seed", "width", "batch_size", "steps_p
 
 
 def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
-                   grid: Grid | None = None, width: int = 16, batch_size: int = 32,
+                   grid: Grid | None = None, width: int = 16, batch_size: int | None = None,
                    steps_per_epoch: int = 100, epochs: int = 50, lr: float = 2e-3,
                    noise: tuple[float, float] = (0.0, 1.2), varied_strength: float = 0.25,
                    default_weight: float = 0.25, patience: int = 10, seed: int = 0,
                    resume: bool = False,
                    max_minutes: float | None = None, val_images: int = 32, order: str = "F",
                    val_kernels: int = 4, device=None, mixed_precision: bool | None = None,
-                   progress: Progress | None = None,
+                   compile: bool | str | None = None, progress: Progress | None = None,
                    log: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Train the kernel-conditioned detector and write it to ``out``.
 
@@ -198,6 +199,8 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         Size and seed of the family in the kernel bank (plus the default kernel).
     width : int
         Channels of the network's first level.
+    batch_size : int, optional
+        Images per step (default 32 on the CPU, 256 on a GPU).
     noise : (lo, hi)
         White-noise levels of the stream.
     varied_strength : float
@@ -219,6 +222,11 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         the same on every device; the steps differ at float rounding.
     mixed_precision : bool, optional
         The forward pass under bf16 autocast (default: on CUDA only).
+    compile : bool or str, optional
+        Train through ``torch.compile(net)`` (default: on CUDA only, where the eager step
+        is bound by the host launching kernels); a string names the compiler backend
+        (e.g. ``"aot_eager"``). Where compiling fails on the first step, training goes on
+        eagerly, with a warning. The checkpoint holds the network's own weights either way.
 
     Returns
     -------
@@ -234,6 +242,8 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
 
     log = log or (lambda s: None)
     device = resolve_device(device)
+    if batch_size is None:  # larger batches where the device has room
+        batch_size = 32 if device.type == "cpu" else 256
     amp_dtype = autocast_dtype(device) if mixed_precision is None else (
         torch.bfloat16 if mixed_precision else None)
     torch.manual_seed(seed)
@@ -254,6 +264,9 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         torch.backends.cudnn.benchmark = True
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4,
                             **({"fused": True} if cuda else {}))
+    model = _compiled(net, cuda if compile is None else compile)
+    checked = model is net  # a compiled network is checked on its first step
+    record["compiled"] = False
     total = epochs * steps_per_epoch
     warm = min(200, total // 10 + 1)
 
@@ -310,7 +323,12 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(record["step"])
-            losses.append(detector_step(net, opt, batch, g, amp_dtype))
+            if checked:
+                losses.append(detector_step(model, opt, batch, g, amp_dtype))
+            else:  # the first step through the compiled network
+                model, loss = _first_compiled_step(model, net, opt, batch, g, amp_dtype, log)
+                losses.append(loss)
+                checked, record["compiled"] = True, model is not net
             record["step"] += 1
             if bar is not None:
                 bar.update(1)
@@ -350,6 +368,36 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     record["val_best"] = score_batches(detector, val, grid)
     _save(out, net, best_state, opt, record, grid)
     return record
+
+
+def _compiled(net, compile: bool | str):
+    """``torch.compile(net)`` (``compile`` True, or a backend's name), else ``net``."""
+    if compile is False or compile is None:
+        return net
+    options = {} if compile is True else {"backend": str(compile)}
+    try:
+        return torch.compile(net, **options)
+    except Exception as exc:  # noqa: BLE001 - no compiler here: train eagerly
+        warnings.warn(f"torch.compile is not usable here ({type(exc).__name__}); training "
+                      "eagerly", RuntimeWarning, stacklevel=3)
+        return net
+
+
+def _first_compiled_step(model, net, opt, batch, grid, amp_dtype, log):
+    """One step through the compiled ``model``: ``(model, loss)``. Compiling happens on
+    the first step; if it fails there, the step is taken eagerly and ``net`` returned as
+    the model from then on (the failed attempt changed no weight: it fails before the
+    optimiser step)."""
+    try:
+        loss = detector_step(model, opt, batch, grid, amp_dtype)
+    except Exception as exc:  # noqa: BLE001 - the compiler failed on this machine
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        warnings.warn(f"torch.compile failed on the first step ({type(exc).__name__}: "
+                      f"{message[:200]}); training eagerly", RuntimeWarning, stacklevel=3)
+        log("torch.compile failed: training eagerly")
+        opt.zero_grad(set_to_none=True)
+        return net, detector_step(net, opt, batch, grid, amp_dtype)
+    return model, loss
 
 
 def _save(out, net, best_state, opt, record, grid) -> None:

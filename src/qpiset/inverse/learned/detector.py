@@ -85,6 +85,73 @@ def _one_row(kernels: torch.Tensor) -> torch.Tensor:
     return kernels
 
 
+def kept_cells(keep: torch.Tensor, conf: torch.Tensor, shift: torch.Tensor,
+               cap: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kept cells of a batch gathered into ``cap`` slots with static shapes (no
+    ``nonzero``, whose data-dependent size makes the host wait and cannot be recorded in
+    a CUDA graph).
+
+    ``keep`` ``(B, U, U)`` bool, ``conf`` ``(B, U, U)``, ``shift`` ``(B, 2, U, U)``.
+    Returns the flat cell indices ``(cap,)`` in ascending order, their confidence and x,
+    y offsets ``(cap, 3)``, and the number of kept cells (a 0-d tensor); slots past that
+    number (or past ``cap`` when there are more) hold the last cell and are to be ignored.
+
+    Examples
+    --------
+    >>> keep = torch.tensor([[[False, True], [True, False]]])
+    >>> index, values, total = kept_cells(keep, torch.ones(1, 2, 2), torch.zeros(1, 2, 2, 2), 3)
+    >>> int(total), index[:int(total)].tolist()
+    (2, [1, 2])
+    """
+    flat = keep.flatten()
+    rank = torch.cumsum(flat, 0)  # rank[i]: kept cells up to and including cell i
+    wanted = torch.arange(1, cap + 1, device=keep.device, dtype=rank.dtype)
+    index = torch.searchsorted(rank, wanted).clamp_max(flat.numel() - 1)  # the j-th kept cell
+    B, U = keep.shape[0], keep.shape[-1]
+    values = torch.stack([conf.flatten()[index],
+                          shift[:, 0].reshape(B * U * U)[index],
+                          shift[:, 1].reshape(B * U * U)[index]], dim=1)
+    return index, values, rank[-1]
+
+
+class _Cells:
+    """Kept cells (flat indices and confidence, x and y offsets) turned into each image's
+    positions (Å) and confidences, batch after batch (``decode``'s geometry)."""
+
+    def __init__(self, grid: Grid, upsample: int, U: int) -> None:
+        from .targets import _origin, cell_size
+
+        self.size, self.x0, self.U = cell_size(grid, upsample), _origin(grid), U
+        self.positions: list[np.ndarray] = []
+        self.confidence: list[np.ndarray] = []
+
+    def add(self, n: int, index: np.ndarray, values: np.ndarray) -> None:
+        U = self.U
+        b, cell = np.divmod(index, U * U)
+        fy, fx = np.divmod(cell, U)
+        dx, dy = values[:, 1].astype(np.float64), values[:, 2].astype(np.float64)
+        xy = np.stack([self.x0 + (fx + 0.5 + dx) * self.size,
+                       self.x0 + (fy + 0.5 + dy) * self.size], axis=1)
+        cuts = np.searchsorted(b, np.arange(1, n))
+        self.positions += np.split(xy, cuts)
+        self.confidence += np.split(values[:, 0].astype(np.float64), cuts)
+
+
+class _Done:
+    """The CPU's stand-in for a CUDA event: its work is done when it is queued."""
+
+    def synchronize(self) -> None:
+        pass
+
+
+def _event(device: torch.device):
+    """An event recorded now on ``device``'s current stream (CUDA), or :class:`_Done`."""
+    if device.type != "cuda":
+        return _Done()
+    event = torch.cuda.Event()
+    event.record()
+    return event
+
 class DetectorNet(nn.Module):
     """U-Net (three levels) with FiLM conditioning on a kernel embedding and heads on a
     grid ``upsample`` times finer than the image: occupancy logit, x and y offsets."""
@@ -166,6 +233,12 @@ class UNetDetector:
         Torch device of the network (``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``;
         default :func:`qpiset.forward.device.default_device`, the CPU unless set). Another
         device changes the probabilities at float32 rounding.
+    fast : bool, optional
+        :meth:`detect`'s fast path (default: on CUDA only): decoding on the device, the
+        kept cells gathered there and copied back, batches pipelined one deep; on CUDA
+        also the network under float16 autocast, replayed from a CUDA graph. Elsewhere it
+        runs eagerly in float32 and gives :meth:`decode`'s positions (how it is tested
+        without a GPU).
     """
 
     name = "unet"
@@ -188,11 +261,12 @@ class UNetDetector:
             batch = 32 if self.device.type == "cpu" else 256
         self.threshold, self.high, self.batch = float(threshold), float(high), int(batch)
         cuda = self.device.type == "cuda"
-        #: CUDA only, for :meth:`detect`: the network under autocast to ``amp_dtype``
-        #: (the FFT channels stay float32) with ``channels_last`` weights, replayed from a
-        #: CUDA graph captured once per batch shape, and decoding on the device (only the
-        #: kept cells come back). The CPU path is unchanged.
-        self.fast = cuda if fast is None else bool(fast) and cuda
+        #: :meth:`detect`'s fast path (on CUDA by default): decoding on the device, only the
+        #: kept cells come back, one batch ahead; on CUDA the network under autocast to
+        #: ``amp_dtype`` (the FFT channels stay float32) with ``channels_last`` weights,
+        #: replayed from a CUDA graph captured once per batch shape. The CPU's default
+        #: path is unchanged.
+        self.fast = cuda if fast is None else bool(fast)
         #: float16: ~10x closer to float32 than bfloat16 for this network (measured on the
         #: CPU, 64 simulated images: max logit change 0.05 against 0.45, detections gained
         #: or lost at the thresholds 0.4 % against 4 %)
@@ -253,131 +327,150 @@ class UNetDetector:
             return prob, off
         return self._pipelined(images, k, prob, off)
 
-    # --- CUDA fast path of detect: autocast, channels_last, one CUDA graph per shape --
+    # --- fast path of detect: autocast, channels_last, one CUDA graph per shape ---------
 
-    def _forward_fn(self, x: torch.Tensor, k: torch.Tensor, thr: torch.Tensor):
+    def _forward_fn(self, x: torch.Tensor, k: torch.Tensor, thr: torch.Tensor,
+                    valid: torch.Tensor, cap: int):
         """The fast path's device work for a full batch ``x`` ``(B, R, R)`` and the row
-        ``k`` ``(R, R)``: probabilities and offsets (float32 out of the half-precision
-        network), and what :func:`decode`
-        reads: the cells kept, their confidence and clipped offsets (``thr``: threshold,
-        high)."""
+        ``k`` ``(R, R)``: the network (half precision on CUDA), :func:`decode`'s rule on
+        the probabilities, and the kept cells of the first ``valid`` images gathered into
+        ``cap`` slots (:func:`kept_cells`). Every shape is static, so that it can be
+        recorded as one CUDA graph. ``thr``: threshold, high."""
         B = x.shape[0]
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=x.is_cuda,
                             cache_enabled=False):
             out = self.net(x, k.expand(B, -1, -1))
         out = out.float()
         p = torch.sigmoid(out[:, 0])
-        o = out[:, 1:]
         # decode's rule (targets.decode) on the device: 3x3 sum and local maximum, zero
         # outside the map (p > 0, so max pooling's -inf padding gives the same maximum)
         mass = F.avg_pool2d(p[:, None], 3, stride=1, padding=1,
                             count_include_pad=True)[:, 0] * 9.0
         peak = (p == F.max_pool2d(p[:, None], 3, stride=1, padding=1)[:, 0]) & (mass >= thr[0])
         keep = (peak | (p >= thr[1])) & (p > 0)
+        keep &= (torch.arange(B, device=x.device) < valid)[:, None, None]
         conf = torch.clamp(torch.where(peak, mass, p), max=1.0)
-        shift = torch.clamp(o, -0.5, 0.5)
-        return p, o, keep, conf, shift
+        shift = torch.clamp(out[:, 1:], -0.5, 0.5)
+        return kept_cells(keep, conf, shift, cap)
 
-    def _graph(self, B: int, R: int):
-        """Static buffers and the CUDA graph of :meth:`_forward_fn` at batch ``B``, built
-        once per shape (eager when capture fails: ``graph`` None)."""
-        key = (B, R)
+    def _graph(self, B: int, R: int, cap: int):
+        """Static buffers and, on CUDA, the CUDA graph of :meth:`_forward_fn` at batch
+        ``B``, built once per shape (eager elsewhere, or when capture fails: ``graph``
+        None)."""
+        key = (B, R, cap)
         if key in self._graphs:
             return self._graphs[key]
         x = torch.zeros((B, R, R), device=self.device)
         k = torch.zeros((R, R), device=self.device)
         k[R // 2, R // 2] = 1.0
         thr = torch.tensor([self.threshold, self.high], device=self.device)
-        entry = {"x": x, "k": k, "thr": thr, "graph": None, "out": None}
-        try:
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # cuDNN autotuning, cuFFT plans, allocations
-                    self._forward_fn(x, k, thr)
-            torch.cuda.current_stream(self.device).wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                entry["out"] = self._forward_fn(x, k, thr)
-            entry["graph"] = graph
-        except Exception as exc:  # pragma: no cover - depends on the device and torch
-            warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); "
-                          "running the detector eagerly", stacklevel=4)
-            torch.cuda.synchronize(self.device)
-            entry["graph"], entry["out"] = None, None
+        valid = torch.tensor(B, device=self.device)
+        entry = {"x": x, "k": k, "thr": thr, "valid": valid, "cap": cap, "graph": None,
+                 "out": None}
+        if self.device.type == "cuda":
+            try:
+                stream = torch.cuda.Stream(self.device)
+                stream.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(stream):
+                    for _ in range(3):  # cuDNN autotuning, cuFFT plans, allocations
+                        self._forward_fn(x, k, thr, valid, cap)
+                torch.cuda.current_stream(self.device).wait_stream(stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    entry["out"] = self._forward_fn(x, k, thr, valid, cap)
+                entry["graph"] = graph
+            except Exception as exc:  # pragma: no cover - depends on the device and torch
+                warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); "
+                              "running the detector eagerly", stacklevel=4)
+                torch.cuda.synchronize(self.device)
+                entry["graph"], entry["out"] = None, None
         self._graphs[key] = entry
         return entry
 
-    def _run(self, entry, n: int):
-        """The fast path's outputs for the first ``n`` images of the static input."""
+    def _run(self, entry):
+        """The fast path's outputs for the static input (replayed, or run eagerly)."""
         if entry["graph"] is not None:
             entry["graph"].replay()
-            out = entry["out"]
-        else:
-            out = self._forward_fn(entry["x"], entry["k"], entry["thr"])
-        return tuple(t[:n] for t in out)
+            return entry["out"]
+        return self._forward_fn(entry["x"], entry["k"], entry["thr"], entry["valid"],
+                                entry["cap"])
 
-    def _batches(self, images, k):
-        """Yield ``(start, n, outputs)`` batch by batch: each batch uploaded from pinned
-        memory into the static input and run, the next one converted on the host while
-        the device works. The outputs are overwritten by the next batch: the caller reads
-        them (waiting for the device) before asking for it."""
-        B, R = self.batch, k.shape[-1]
-        entry = self._graph(B, R)
-        entry["k"].copy_(k)
-        entry["thr"].copy_(torch.tensor([self.threshold, self.high]))
-        pinned = getattr(self, "_pinned", None)
-        if pinned is None or tuple(pinned[0].shape) != (B, R, R):
-            pinned = [torch.empty((B, R, R), pin_memory=True) for _ in range(2)]
-            self._pinned = pinned
-        starts = list(range(0, len(images), B))
-        events: list = [None, None]
-
-        def fill(i: int) -> int:
-            if events[i % 2] is not None:
-                events[i % 2].synchronize()  # its last upload is done before rewriting it
-            chunk = images[starts[i]:starts[i] + B]
-            pinned[i % 2][:len(chunk)].copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
-            return len(chunk)
-
-        n = fill(0) if starts else 0
-        for i, s in enumerate(starts):
-            entry["x"][:n].copy_(pinned[i % 2][:n], non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-            events[i % 2] = event
-            out = self._run(entry, n)
-            following = fill(i + 1) if i + 1 < len(starts) else 0
-            yield s, n, out
-            n = following
+    def _host_slots(self, B: int, R: int, cap: int) -> list[dict]:
+        """Two sets of host buffers (pinned on CUDA), used by alternate batches: the
+        images going up, the kept cells coming back, and an event marking when the
+        device is done with them."""
+        key = (B, R, cap)
+        cached = getattr(self, "_slots", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pin = {"pin_memory": self.device.type == "cuda"}
+        slots = [{"x": torch.empty((B, R, R), **pin),
+                  "index": torch.empty(cap, dtype=torch.int64, **pin),
+                  "values": torch.empty((cap, 3), **pin),
+                  "total": torch.empty((), dtype=torch.int64, **pin), "event": None}
+                 for _ in range(2)]
+        self._slots = (key, slots)
+        return slots
 
     def _fast_detect(self, images, kernel_row, grid: Grid):
         """Positions and confidences as :meth:`decode` of :meth:`probabilities` gives
-        them, with only the kept cells copied back from the device."""
-        from .targets import _origin, cell_size
+        them, with the kept cells gathered on the device and only those copied back.
 
+        Batches are pipelined one deep: batch ``i + 1`` is converted, uploaded and run
+        before the host waits for batch ``i``'s cells, so the host's work (converting
+        the next images, turning cells into positions) overlaps the device's. A batch
+        with more kept cells than the slots hold is redone eagerly (exact, rare)."""
         k = torch.as_tensor(np.asarray(kernel_row, np.float32)).to(self.device)
         R = k.shape[-1]
         images = np.asarray(images).reshape(-1, R, R)
-        size, x0 = cell_size(grid, self.net.upsample), _origin(grid)
-        positions: list[np.ndarray] = []
-        confidence: list[np.ndarray] = []
+        B, U = self.batch, R * self.net.upsample
+        cap = B * max(256, U * U // 64)
+        with torch.inference_mode():  # the static buffers are inference tensors
+            entry = self._graph(B, R, cap)
+            entry["k"].copy_(k)
+            entry["thr"].copy_(torch.tensor([self.threshold, self.high]))
+        slots = self._host_slots(B, R, cap)
+        cells = _Cells(grid, self.net.upsample, U)
+
+        def launch(i: int, start: int) -> tuple[int, int, dict]:
+            slot = slots[i % 2]
+            if slot["event"] is not None:
+                slot["event"].synchronize()  # its last batch's upload and cells are done
+            chunk = images[start:start + B]
+            n = len(chunk)
+            slot["x"][:n].copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
+            entry["x"][:n].copy_(slot["x"][:n], non_blocking=True)
+            entry["valid"].fill_(n)
+            index, values, total = self._run(entry)
+            slot["index"].copy_(index, non_blocking=True)
+            slot["values"].copy_(values, non_blocking=True)
+            slot["total"].copy_(total, non_blocking=True)
+            slot["event"] = _event(self.device)
+            return start, n, slot
+
+        def collect(start: int, n: int, slot: dict) -> None:
+            slot["event"].synchronize()
+            total = int(slot["total"])
+            if total <= cap:
+                cells.add(n, slot["index"][:total].numpy(), slot["values"][:total].numpy())
+                return
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + n], np.float32))
+            x = x.to(self.device)  # too many cells for the slots: this batch eagerly
+            index, values, total = self._forward_fn(
+                x, entry["k"], entry["thr"], torch.tensor(n, device=self.device), n * U * U)
+            total = int(total)
+            cells.add(n, index[:total].cpu().numpy(), values[:total].cpu().numpy())
+
+        pending = None
         with torch.inference_mode():
-            for _, n, out in self._batches(images, k):
-                _, _, keep, conf, shift = out
-                b, iy, ix = keep.nonzero(as_tuple=True)
-                packed = torch.stack([b.float(), iy.float(), ix.float(), conf[b, iy, ix],
-                                      shift[b, 0, iy, ix], shift[b, 1, iy, ix]]).cpu().numpy()
-                bi = packed[0].astype(np.int64)
-                fy, fx = packed[1].astype(np.float64), packed[2].astype(np.float64)
-                dx, dy = packed[4].astype(np.float64), packed[5].astype(np.float64)
-                xy = np.stack([x0 + (fx + 0.5 + dx) * size, x0 + (fy + 0.5 + dy) * size],
-                              axis=1)
-                cf = packed[3].astype(np.float64)
-                cuts = np.searchsorted(bi, np.arange(1, n))
-                positions += np.split(xy, cuts)
-                confidence += np.split(cf, cuts)
-        return positions, confidence
+            for i, start in enumerate(range(0, len(images), B)):
+                launched = launch(i, start)
+                if pending is not None:
+                    collect(*pending)
+                pending = launched
+            if pending is not None:
+                collect(*pending)
+        return cells.positions, cells.confidence
 
     def _pipelined(self, images, k, prob, off):
         """:meth:`probabilities` on CUDA: two sets of pinned buffers in turn."""
