@@ -172,12 +172,11 @@ def _trainer(dev):
     return net, opt, autocast_dtype(dev)
 
 
-def _train_rates(dev, steps: int, batch: int, compile_: bool = False, fed: bool = True,
-                 render_thread: bool = False) -> dict:
+def _train_rates(dev, steps: int, batch: int, compile_: bool = False, fed: bool = True
+                 ) -> dict:
     """Training steps per second on one network and optimiser: first with one batch
     reused ("model only"), then fed by the stream, as ``train detector`` runs them
-    (``compile_``: through ``torch.compile``, as it does on CUDA); ``render_thread``: then
-    also fed by a stream rendering ahead in a thread (``SimulatedStream.render_thread``)."""
+    (``compile_``: through ``torch.compile``, as it does on CUDA)."""
     from qpiset.core import Grid
     from qpiset.workflows.train_detector import _compiled, _first_compiled_step, detector_step
 
@@ -185,10 +184,6 @@ def _train_rates(dev, steps: int, batch: int, compile_: bool = False, fed: bool 
     net, opt, amp = _trainer(dev)
     model = _compiled(net, compile_)
     it = iter(_stream(dev, batch, seed=7))
-    feeds = {"with_stream": it}
-    if render_thread:
-        feeds["with_stream_render_thread"] = iter(_stream(dev, batch, seed=7,
-                                                          render_thread=True))
     fixed = {k: v.to(dev) for k, v in next(it).items()}
     t0 = time.perf_counter()
     if model is not net:  # compiles (or falls back to eager, with a warning)
@@ -197,19 +192,16 @@ def _train_rates(dev, steps: int, batch: int, compile_: bool = False, fed: bool 
         detector_step(model, opt, fixed, grid, amp)
     _sync(dev)
     out = {"compiled": model is not net, "first_steps_s": time.perf_counter() - t0}
-    for name in ["model_only"] + (list(feeds) if fed else []):
-        feed = feeds.get(name)
-        if feed is not None:
-            next(feed)  # started (workers spawned, first batch made) before the clock
+    for name in ("model_only", "with_stream") if fed else ("model_only",):
         t0 = time.perf_counter()
         for _ in range(steps):
-            b = fixed if feed is None else {
-                k: v.to(dev, non_blocking=True) for k, v in next(feed).items()}
+            b = fixed if name == "model_only" else {
+                k: v.to(dev, non_blocking=True) for k, v in next(it).items()}
             detector_step(model, opt, b, grid, amp)
         _sync(dev)
         out[name] = steps * batch / (time.perf_counter() - t0)
-        if feed is not None:
-            out[name.replace("with_stream", "stream_keeps")] = out[name] / out["model_only"]
+    if fed:
+        out["stream_keeps"] = out["with_stream"] / out["model_only"]
     return out
 
 
@@ -227,8 +219,7 @@ def bench_train(dev, args) -> dict:
     out.update(device_model_only=eager["model_only"], device_with_stream=eager["with_stream"],
                stream_keeps=eager["stream_keeps"])
     if dev.type == "cuda" and not args.no_compile:
-        out["compiled"] = _train_rates(dev, args.steps, args.batch, compile_=True,
-                                       render_thread=True)
+        out["compiled"] = _train_rates(dev, args.steps, args.batch, compile_=True)
     return out
 
 
@@ -361,10 +352,7 @@ def _report(r: dict) -> None:
              *([["train step, compiled, model only (device)", f(c["model_only"]),
                  f"{c['model_only'] / t['cpu_model_only']:.1f}x"],
                 ["train step, compiled, fed by the stream (device)", f(c["with_stream"]),
-                 f"keeps {100 * c['stream_keeps']:.0f} % of model only"],
-                ["  the same, the stream rendering in a thread",
-                 f(c["with_stream_render_thread"]),
-                 f"keeps {100 * c['stream_keeps_render_thread']:.0f} %"]]
+                 f"keeps {100 * c['stream_keeps']:.0f} % of model only"]]
                if (c := t.get("compiled")) else []),
              ["inference (CPU)", f(i["cpu"]), "baseline"]]
     if "device" in i:

@@ -152,3 +152,16 @@ def test_training_through_torch_compile_is_the_same_and_falls_back(tmp_path):
     assert failed["compiled"] is False
     assert any("training eagerly" in str(w.message) for w in caught)
     assert failed["history"][0]["loss"] == pytest.approx(eager["history"][0]["loss"], rel=1e-6)
+
+
+@pytest.mark.slow  # about 5 s
+def test_resuming_without_a_batch_size_takes_the_runs_own(tmp_path):
+    """The default batch size depends on the device (32 on the CPU, 256 on a GPU); a run
+    resumed without one goes on with its own, whatever the device."""
+    out = tmp_path / "a.pt"
+    train_detector(out, epochs=2, seed=3, max_minutes=1e-9, **TINY)
+    rest = {k: v for k, v in TINY.items() if k != "batch_size"}
+    rec = train_detector(out, epochs=2, seed=3, resume=True, **rest)
+    assert rec["batch_size"] == TINY["batch_size"] and rec["step"] == 16
+    with pytest.raises(ValueError, match="batch_size 4, now 8"):
+        train_detector(out, epochs=2, seed=3, resume=True, **{**rest, "batch_size": 8})

@@ -242,6 +242,7 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
 
     log = log or (lambda s: None)
     device = resolve_device(device)
+    asked_batch = batch_size
     if batch_size is None:  # larger batches where the device has room
         batch_size = 32 if device.type == "cpu" else 256
     amp_dtype = autocast_dtype(device) if mixed_precision is None else (
@@ -266,7 +267,6 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
                             **({"fused": True} if cuda else {}))
     model = _compiled(net, cuda if compile is None else compile)
     checked = model is net  # a compiled network is checked on its first step
-    record["compiled"] = False
     total = epochs * steps_per_epoch
     warm = min(200, total // 10 + 1)
 
@@ -282,6 +282,8 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
         if not train:
             raise ValueError(f"{out}: has no training state to resume from")
         saved = train["record"]
+        if asked_batch is None:  # the default: the run's own batch size
+            batch_size = record["batch_size"] = saved.get("batch_size", batch_size)
         changed = [k for k in _RUN_KEYS if saved.get(k) != record.get(k)]
         if changed:
             raise ValueError(f"{out}: was trained with other settings ("
@@ -309,6 +311,7 @@ def train_detector(out, *, data=None, n_kernels: int = 48, kernel_seed: int = 0,
     else:
         batches = _loader(data, batch_size, seed, record["step"], order)
     record["device"] = str(device)
+    record["compiled"] = False  # until a compiled step has run
     record["precision"] = "fp32" if amp_dtype is None else str(amp_dtype).split(".")[-1]
     detector = UNetDetector.from_net(net)
     t_start = time.perf_counter() - record["seconds"]

@@ -177,11 +177,6 @@ class SimulatedStream(IterableDataset):
         contention for this process's GIL, which a thread drawing 256 images' scatterers
         in small numpy calls causes, slowing the training loop that launches the device's
         work). Default: 2 on CUDA, else 0. The batches do not depend on it.
-    render_thread : bool
-        Make the device's part of each batch (uploads, rendering, noise) ``prefetch``
-        batches ahead in a thread of this process, on its own CUDA stream, so that the
-        thread consuming batches (a training loop launching the device's work) only
-        waits on an event. The batches are the same. Default off.
     """
 
     kernels: Sequence[Any]
@@ -199,7 +194,6 @@ class SimulatedStream(IterableDataset):
     device_noise: bool | None = None
     prefetch: int = 2
     draw_workers: int | None = None
-    render_thread: bool = False
     _ops: dict = field(default_factory=dict, repr=False)
     _rows: dict = field(default_factory=dict, repr=False)
 
@@ -353,17 +347,13 @@ class SimulatedStream(IterableDataset):
             hosts = self._from_worker(self.start + w)
         else:
             hosts = self._prefetched(numbers)
-        if self.render_thread:
-            yield from self._rendered_ahead(hosts)
-        else:
-            for host in hosts:
-                yield self._finish(host)
+        for host in hosts:
+            yield self._finish(host)
 
     def _from_worker(self, start: int) -> Iterator[dict[str, Any]]:
         """The CPU's part of batches, drawn ahead by spawned worker processes (pinned by
         the DataLoader's thread)."""
-        lean = replace(self, device=None, prefetch=0, draw_workers=0, render_thread=False,
-                       _ops={}, _rows={})
+        lean = replace(self, device=None, prefetch=0, draw_workers=0, _ops={}, _rows={})
         # a DataLoader takes its workers' items in turn: batches stay in order
         loader = DataLoader(_Draws(lean, start), batch_size=None,
                             num_workers=self.draw_workers, multiprocessing_context="spawn",
@@ -378,32 +368,6 @@ class SimulatedStream(IterableDataset):
         pin = self.device.type == "cuda"
         yield from _ahead((self._draw(*self._recipe(b), pin) for b in numbers),
                           self.prefetch, "qpiset-stream")
-
-    def _rendered_ahead(self, hosts) -> Iterator[dict[str, torch.Tensor]]:
-        """:meth:`_finish` of each batch made ``prefetch`` batches ahead in a thread, on
-        a CUDA stream of its own (``render_thread``); the consumer's stream waits for
-        each batch's event, and its tensors are marked as used there (so that their
-        memory is not reused before the consumer is done with them)."""
-        side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-
-        def finished():
-            for host in hosts:
-                if side is None:
-                    yield self._finish(host), None
-                    continue
-                with torch.cuda.stream(side):
-                    batch = self._finish(host)
-                    event = torch.cuda.Event()
-                    event.record(side)
-                yield batch, event
-
-        for batch, event in _ahead(finished(), self.prefetch, "qpiset-render"):
-            if event is not None:
-                current = torch.cuda.current_stream(self.device)
-                current.wait_event(event)
-                for tensor in batch.values():
-                    tensor.record_stream(current)
-            yield batch
 
 
 def _ahead(items: Iterator, depth: int, name: str) -> Iterator:

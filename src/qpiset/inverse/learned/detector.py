@@ -18,6 +18,7 @@ scatterers closer than a pixel can both be found.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -142,6 +143,12 @@ class _Done:
 
     def synchronize(self) -> None:
         pass
+
+
+def _on(device: torch.device):
+    """``device`` made the current CUDA device (streams, events and graph capture follow
+    it), or nothing off CUDA."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _event(device: torch.device):
@@ -325,7 +332,8 @@ class UNetDetector:
                     prob[s:s + len(x)] = torch.sigmoid(out[:, 0]).numpy()
                     off[s:s + len(x)] = out[:, 1:].numpy()
             return prob, off
-        return self._pipelined(images, k, prob, off)
+        with _on(self.device):  # its events and streams are the network's device's
+            return self._pipelined(images, k, prob, off)
 
     # --- fast path of detect: autocast, channels_last, one CUDA graph per shape ---------
 
@@ -431,6 +439,7 @@ class UNetDetector:
             entry["thr"].copy_(torch.tensor([self.threshold, self.high]))
         slots = self._host_slots(B, R, cap)
         cells = _Cells(grid, self.net.upsample, U)
+        cuda = self.device.type == "cuda"  # copies without waiting: CUDA's events order them
 
         def launch(i: int, start: int) -> tuple[int, int, dict]:
             slot = slots[i % 2]
@@ -439,12 +448,12 @@ class UNetDetector:
             chunk = images[start:start + B]
             n = len(chunk)
             slot["x"][:n].copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
-            entry["x"][:n].copy_(slot["x"][:n], non_blocking=True)
+            entry["x"][:n].copy_(slot["x"][:n], non_blocking=cuda)
             entry["valid"].fill_(n)
             index, values, total = self._run(entry)
-            slot["index"].copy_(index, non_blocking=True)
-            slot["values"].copy_(values, non_blocking=True)
-            slot["total"].copy_(total, non_blocking=True)
+            slot["index"].copy_(index, non_blocking=cuda)
+            slot["values"].copy_(values, non_blocking=cuda)
+            slot["total"].copy_(total, non_blocking=cuda)
             slot["event"] = _event(self.device)
             return start, n, slot
 
@@ -519,7 +528,8 @@ class UNetDetector:
         stack, _ = as_image_stack(images, check_operator(op).grid.resolution)
         self._check(op.grid)
         if self.fast:
-            positions, confidence = self._fast_detect(stack, op.kernel_row, op.grid)
+            with _on(self.device):
+                positions, confidence = self._fast_detect(stack, op.kernel_row, op.grid)
             return Detections(positions, confidence=confidence)
         prob, off = self.probabilities(stack, op.kernel_row)
         positions, confidence = self.decode(prob, off, op.grid)
