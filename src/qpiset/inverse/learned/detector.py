@@ -511,9 +511,7 @@ class UNetDetector:
                 out = self.net(x, k.expand(n, -1, -1)).float()
                 out = torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], dim=1)
                 out_host[:n].copy_(out, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record()
-                pending.insert(0, (event, out_host, s, n))
+                pending.insert(0, (_event(self.device), out_host, s, n))
             while pending:
                 collect()
         return prob, off
